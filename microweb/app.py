@@ -1,0 +1,307 @@
+"""``App``: route decorators, hooks, error handlers, and ``handle(request)``, the dispatch
+the server calls for every request."""
+from __future__ import annotations
+
+import inspect
+import json as _json
+import logging
+import os
+import traceback
+from typing import Any, Callable, Iterable, TypeVar
+
+from . import http11
+from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
+from .requests import Request
+from .responses import BodySource, Response, json_response
+from .routing import Router, _Options
+from .templating import Templates
+
+__all__ = ["App"]
+
+log = logging.getLogger("microweb")
+
+F = TypeVar("F", bound=Callable[..., Any])
+Handler = Callable[..., Any]
+Output = bytes | BodySource
+
+_HTML = b"text/html; charset=utf-8"
+_JSON = b"application/json"
+
+
+def _resolve_folder(folder: str | os.PathLike[str] | None) -> str | None:
+    if folder is None:
+        return None
+    return os.path.abspath(os.fspath(folder))
+
+
+class App:
+    """A microweb application.
+
+    ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False)``;
+    relative folders are resolved against the working directory when the App is made.
+    """
+
+    def __init__(
+        self,
+        template_folder: str | os.PathLike[str] | None = "templates",
+        static_folder: str | os.PathLike[str] | None = "static",
+        static_url_path: str = "",
+        debug: bool = False,
+    ) -> None:
+        self.debug = debug
+        self.router = Router()
+        self.template_folder = _resolve_folder(template_folder)
+        self.static_folder = _resolve_folder(static_folder)
+        self.static_url_path = static_url_path.rstrip("/")
+        self.before_request_funcs: list[Callable[[Request], Any]] = []
+        self.after_request_funcs: list[Callable[[Request, Response], Response]] = []
+        self.error_handlers: dict[int | type[BaseException], Callable[[Request, Any], Any]] = {}
+        self.templates = Templates(self.template_folder, auto_reload=debug, globals={"url_for": self.url_for})
+        self.static: Any = None  # the static-file resolver, made on first use (see static.py)
+        self._literal = self.router.literal
+
+    # -- registration ---------------------------------------------------------
+
+    def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None) -> Callable[[F], F]:
+        """Register the decorated function for ``path`` (``GET`` unless ``methods`` says otherwise)."""
+
+        def decorator(func: F) -> F:
+            self.add_route(path, func, methods, name)
+            return func
+
+        return decorator
+
+    def add_route(self, path: str, handler: Handler, methods: Iterable[str] | None = None,
+                  name: str | None = None) -> None:
+        self.router.add(path, list(methods) if methods is not None else None, handler, name)
+
+    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["GET"], name)
+
+    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["POST"], name)
+
+    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], name)
+
+    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], name)
+
+    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], name)
+
+    def before_request(self, func: F) -> F:
+        """``func(request)`` runs before every handler; a non-None return short-circuits."""
+        self.before_request_funcs.append(func)
+        return func
+
+    def after_request(self, func: F) -> F:
+        """``func(request, response)`` runs after every handler and returns the response."""
+        self.after_request_funcs.append(func)
+        return func
+
+    def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
+        """Handle an HTTP status or an exception class: ``handler(request, error)``."""
+
+        def decorator(func: F) -> F:
+            self.error_handlers[key] = func
+            return func
+
+        return decorator
+
+    def url_for(self, endpoint: str, **params: Any) -> str:
+        """Build the path of ``endpoint``; params not in the route become the query string."""
+        return self.router.url_for(endpoint, params)
+
+    def render_template(self, name: str, **context: Any) -> str:
+        return self.templates.render(name, context)
+
+    # -- dispatch -------------------------------------------------------------
+
+    def handle(self, request: Request) -> Output:
+        """Answer one request: the whole response as bytes, or a head plus a body source."""
+        request.app = self
+        try:
+            table = self._literal.get(request.path)
+            route = table.get(request.method) if table is not None else None
+            if route is None or self.before_request_funcs:
+                rv = self._dispatch(request)
+            else:
+                rv = route.handler(request)
+            if type(rv) is str and not self.after_request_funcs:
+                body = rv.encode("utf-8")
+                head = http11.encode_simple_head(200, _HTML, len(body), request.keep_alive,
+                                                 request.http_version == "HTTP/1.1")
+                return head if request.method == "HEAD" else head + body
+            response = self.make_response(rv)
+            for func in self.after_request_funcs:
+                response = func(request, response)
+            return response.encode(request)
+        except Exception as exc:
+            return self._handle_exception(request, exc)
+
+    def _dispatch(self, request: Request) -> Any:
+        for func in self.before_request_funcs:
+            rv = func(request)
+            if rv is not None:
+                return rv
+        try:
+            route, params = self.router.match(request.method, request.path)
+        except NotFound:
+            if request.method in ("GET", "HEAD"):
+                static = self.static_response(request)
+                if static is not None:
+                    return static
+            raise
+        except _Options as exc:
+            return Response(b"", 204, exc.headers)
+        except RequestRedirect as exc:
+            location = exc.location + ("?" + request.query_string if request.query_string else "")
+            return Response(b"", 308, {"Location": location})
+        request.path_params = params
+        return route.handler(request, **params)
+
+    def static_response(self, request: Request) -> Response | None:
+        """The static-folder fallback for a GET/HEAD that no route matched (None: not found)."""
+        if self.static_folder is None:
+            return None
+        if self.static is None:
+            from .static import StaticFiles
+
+            self.static = StaticFiles(self.static_folder, self.static_url_path)
+        return self.static.response(request)
+
+    def make_response(self, rv: Any) -> Response:
+        """Turn a handler's return value into a ``Response``."""
+        if isinstance(rv, Response):
+            return rv
+        if isinstance(rv, str):
+            return Response(rv)
+        if isinstance(rv, (bytes, bytearray)):
+            return Response(bytes(rv), content_type="text/html; charset=utf-8")
+        if isinstance(rv, (dict, list)):
+            return json_response(rv)
+        if isinstance(rv, tuple):
+            return self._tuple_response(rv)
+        if rv is None:
+            raise TypeError("the handler returned None; return a str, bytes, dict, list, Response or iterator")
+        if hasattr(rv, "__iter__") or hasattr(rv, "__next__"):
+            return Response(rv, content_type="text/html; charset=utf-8")
+        raise TypeError(f"the handler returned a {type(rv).__name__}, which microweb cannot send")
+
+    def _tuple_response(self, rv: tuple[Any, ...]) -> Response:
+        if not 2 <= len(rv) <= 3:
+            raise TypeError("a tuple returned by a handler must be (body, status) or (body, status, headers)")
+        body, status, headers = (rv + (None,))[:3]
+        if not isinstance(status, int) and headers is None:
+            status, headers = 200, status
+        response = self.make_response(body)
+        response.status = int(status)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    # -- errors ---------------------------------------------------------------
+
+    def _handle_exception(self, request: Request, exc: Exception) -> Output:
+        try:
+            response = self.exception_response(request, exc)
+            for func in self.after_request_funcs:
+                response = func(request, response)
+            return response.encode(request)
+        except Exception as second:
+            log.exception("error while handling an error for %s %s", request.method, request.path)
+            if isinstance(second, ValueError) and "header" in str(second):
+                pass
+            return self._plain_500(request)
+
+    def _plain_500(self, request: Request) -> bytes:
+        request.keep_alive = False
+        body = b"Internal Server Error"
+        head = http11.encode_simple_head(500, b"text/plain; charset=utf-8", len(body), False,
+                                         request.http_version == "HTTP/1.1")
+        return head if request.method == "HEAD" else head + body
+
+    def exception_response(self, request: Request, exc: Exception) -> Response:
+        """The response for an exception raised while handling ``request``."""
+        if isinstance(exc, HTTPError):
+            handler = self.error_handlers.get(exc.status) or self._find_exception_handler(exc)
+            if handler is not None:
+                response = self.make_response(handler(request, exc))
+                if isinstance(exc, MethodNotAllowed) and "allow" not in response.headers:
+                    response.headers["Allow"] = ", ".join(exc.allowed)
+                return response
+            return self.error_response(request, exc.status, exc.description, exc.headers)
+        handler = self._find_exception_handler(exc)
+        if handler is not None:
+            return self.make_response(handler(request, exc))
+        log.error("Exception on %s %s", request.method, request.path, exc_info=exc)
+        handler = self.error_handlers.get(500)
+        if handler is not None:
+            return self.make_response(handler(request, HTTPError(500, None)))
+        tb = traceback.format_exc() if self.debug else None
+        return self.error_response(request, 500, None, None, tb)
+
+    def _find_exception_handler(self, exc: BaseException) -> Callable[[Request, Any], Any] | None:
+        for cls in type(exc).__mro__:
+            handler = self.error_handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None
+
+    def error_response(self, request: Request, status: int, description: str | None = None,
+                       headers: Any = None, traceback_text: str | None = None) -> Response:
+        """The default error page: JSON for clients that prefer it, else the ``<status>.html`` template."""
+        error = http11.reason_phrase(status)
+        if _prefers_json(request.headers.get("accept", "")):
+            response = json_response({"status": status, "error": error, "description": description}, status)
+        else:
+            context = {"status": status, "error": error, "description": description, "request": request,
+                       "path": request.path, "traceback": traceback_text}
+            try:
+                html = self.templates.render_first([f"{status}.html", "error.html"], context)
+            except Exception:
+                log.exception("could not render the error page for %s", status)
+                html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
+            response = Response(html, status)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    # -- running --------------------------------------------------------------
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+        """Serve this app until SIGINT or SIGTERM (see ``microweb.server.Server`` for options)."""
+        from .reactor import Server
+
+        server = Server(self.handle, host=host, port=port, **options)
+        print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
+        server.serve_forever()
+
+    def test_client(self, **kwargs: Any) -> Any:
+        """An ``httpx.Client`` that runs requests through this app in memory (no socket)."""
+        from .testing import test_client
+
+        return test_client(self, **kwargs)
+
+
+def _prefers_json(accept: str) -> bool:
+    if "json" not in accept:
+        return False
+    best_json = best_html = -1.0
+    for item in accept.split(","):
+        media, *params = item.strip().split(";")
+        q = 1.0
+        for p in params:
+            k, _, v = p.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media == "application/json" or media.endswith("+json"):
+            best_json = max(best_json, q)
+        elif media in ("text/html", "application/xhtml+xml", "*/*", "text/*"):
+            best_html = max(best_html, q)
+    return best_json > 0 and best_json >= best_html

@@ -1,0 +1,575 @@
+"""Sans-IO HTTP/1.1: bytes in, requests out; responses in, bytes out.
+
+Theory of operation
+-------------------
+This module never touches a socket. The reactor hands every chunk it reads to
+``RequestParser.receive(data)``, which returns the list of requests completed
+by that chunk (zero, one, or many when the client pipelines) and keeps any
+partial input for the next call. Feeding the same bytes whole, line by line,
+byte by byte or in random splits yields the same requests.
+
+A parser is in one of four states:
+
+``HEAD``      waiting for a complete request head (request line + fields + CRLF CRLF)
+``BODY``      reading a body framed by ``Content-Length`` (``_remaining`` bytes to go)
+``CHUNKED``   reading a ``Transfer-Encoding: chunked`` body (sub-state ``_chunk_state``)
+``CLOSED``    after an error or a request that ends the connection: input is ignored
+
+Bodies are read whole before the request is handed out (up to ``max_body_size``),
+so a handler that ignores the body can never leave stray bytes that would be read
+as the next request. The body is collected as a list of pieces and joined once.
+
+Parsing is strict, following RFC 9112: anything a strict parser would reject
+raises ``ProtocolError`` carrying the status to answer with (400, 413, 414, 431,
+501, 505) and the connection is closed after that answer. Ambiguous framing is
+never guessed at: non-digit or conflicting ``Content-Length``, ``Content-Length``
+with ``Transfer-Encoding``, any coding but a single final ``chunked``, bad chunk
+sizes, obs-fold, bare CR or LF, NUL and other controls, whitespace before the colon,
+a missing or repeated ``Host`` in HTTP/1.1. Requests completed before the bad one
+are still returned; the error is then kept in ``parser.error`` and the parser closes.
+
+The hot path is one ``bytes.find`` for the end of the head, one ``split`` of the
+request line, and, when the field block is byte-for-byte the one the previous
+request on this connection sent (what browsers and load generators do), the
+already-validated ``HeaderBlock`` is reused without re-parsing a single field.
+
+Responses go the other way through ``encode_head`` and ``encode_chunk``: a status
+line from a cache, the ``Date`` header refreshed at most once a second by
+``refresh_date`` (the reactor calls it from its one-second timer), and header
+names and values checked for CR, LF and NUL so no application value can split a
+response.
+"""
+from __future__ import annotations
+
+import re
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Iterable
+
+from .requests import Headers, Request
+
+__all__ = [
+    "ProtocolError",
+    "RequestParser",
+    "HeaderBlock",
+    "Limits",
+    "encode_head",
+    "encode_chunk",
+    "LAST_CHUNK",
+    "CONTINUE_RESPONSE",
+    "refresh_date",
+    "reason_phrase",
+]
+
+
+class ProtocolError(Exception):
+    """Input no strict HTTP/1.1 parser accepts; ``status`` is what to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Limits:
+    """Size limits enforced while parsing (defaults as documented in the README)."""
+
+    __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size")
+
+    def __init__(
+        self,
+        max_request_line: int = 8192,
+        max_header_size: int = 65536,
+        max_header_count: int = 100,
+        max_body_size: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.max_request_line = max_request_line
+        self.max_header_size = max_header_size
+        self.max_header_count = max_header_count
+        self.max_body_size = max_body_size
+
+
+DEFAULT_LIMITS = Limits()
+
+# Parser states.
+HEAD = 0
+BODY = 1
+CHUNKED = 2
+CLOSED = 3
+
+# Sub-states of CHUNKED.
+_SIZE = 0
+_DATA = 1
+_DATA_END = 2
+_TRAILERS = 3
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_FIELD_LINE = re.compile(
+    rb"(" + _TOKEN + rb"):[ \t]*((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*"
+)
+_METHOD = re.compile(_TOKEN)
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+_HOST = re.compile(rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\x00-\x08\x0a-\x1f\x7f]*)?")
+
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class HeaderBlock:
+    """The validated field section of a request head, with its framing facts.
+
+    Immutable once built, so a connection may hand the same block to every
+    request that sends identical fields.
+    """
+
+    __slots__ = ("headers", "content_length", "chunked", "connection", "host", "expect_continue")
+
+    def __init__(
+        self,
+        headers: Headers,
+        content_length: int,
+        chunked: bool,
+        connection: str,
+        host: str | None,
+        expect_continue: bool,
+    ) -> None:
+        self.headers = headers
+        self.content_length = content_length
+        self.chunked = chunked
+        self.connection = connection
+        self.host = host
+        self.expect_continue = expect_continue
+
+
+def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderBlock:
+    """Validate and parse the field lines between the request line and CRLF CRLF."""
+    items: list[tuple[str, str]] = []
+    if block:
+        lines = block.split(b"\r\n")
+        if len(lines) > limits.max_header_count:
+            raise ProtocolError(431, "Too many header fields")
+        match = _FIELD_LINE.fullmatch
+        for line in lines:
+            m = match(line)
+            if m is None:
+                if line[:1] in (b" ", b"\t"):
+                    raise ProtocolError(400, "Obsolete line folding is not allowed")
+                raise ProtocolError(400, "Invalid header line")
+            items.append((m.group(1).decode("ascii"), m.group(2).decode("latin-1")))
+    headers = Headers(items)
+    content_length = 0
+    chunked = False
+    host: str | None = None
+    expect_continue = False
+    lookup = headers.getlist
+    lengths = lookup("content-length")
+    codings = lookup("transfer-encoding")
+    if codings:
+        if not is_http11:
+            raise ProtocolError(400, "Transfer-Encoding is not allowed in HTTP/1.0")
+        if lengths:
+            raise ProtocolError(400, "Both Content-Length and Transfer-Encoding")
+        names = [c.strip().lower() for v in codings for c in v.split(",")]
+        if names[-1] != "chunked":
+            raise ProtocolError(400, "The final transfer coding must be chunked")
+        if len(names) != 1:
+            if all(names) and names.count("chunked") == 1:
+                raise ProtocolError(501, "Unsupported transfer coding")
+            raise ProtocolError(400, "Invalid Transfer-Encoding")
+        chunked = True
+    elif lengths:
+        first = lengths[0]
+        for value in lengths:
+            if not value.isdigit() or not value.isascii():
+                raise ProtocolError(400, "Invalid Content-Length")
+            if value != first and int(value) != int(first):
+                raise ProtocolError(400, "Conflicting Content-Length values")
+        content_length = int(first)
+        if content_length > limits.max_body_size:
+            raise ProtocolError(413, "Request body too large")
+    hosts = lookup("host")
+    if hosts:
+        if len(hosts) > 1:
+            raise ProtocolError(400, "More than one Host header")
+        host = hosts[0]
+        if _HOST.fullmatch(host.encode("latin-1")) is None:
+            raise ProtocolError(400, "Invalid Host header")
+    elif is_http11:
+        raise ProtocolError(400, "Missing Host header")
+    connection = ",".join(lookup("connection")).lower()
+    expect = headers.get("expect")
+    if expect is not None:
+        if expect.lower() != "100-continue":
+            raise ProtocolError(417, "Unsupported expectation")
+        expect_continue = is_http11
+    return HeaderBlock(headers, content_length, chunked, connection, host, expect_continue)
+
+
+def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
+    if not connection:
+        return is_http11
+    tokens = [t.strip() for t in connection.split(",")]
+    if "close" in tokens:
+        return False
+    return is_http11 or "keep-alive" in tokens
+
+
+class RequestParser:
+    """Per-connection request parser: ``receive(data) -> [Request, ...]``."""
+
+    __slots__ = (
+        "state", "error", "interim", "limits", "remote_addr", "scheme",
+        "_buffer", "_last_block", "_last_parsed", "_pending", "_remaining",
+        "_body_parts", "_body_size", "_chunk_state",
+    )
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, remote_addr: str = "", scheme: str = "http") -> None:
+        self.state = HEAD
+        self.error: ProtocolError | None = None
+        # Bytes the server must send before any response (``100 Continue``).
+        self.interim = b""
+        self.limits = limits
+        self.remote_addr = remote_addr
+        self.scheme = scheme
+        self._buffer = b""
+        self._last_block = b"\x00"  # never equal to a real (validated) block
+        self._last_parsed: HeaderBlock | None = None
+        self._pending: Request | None = None  # request whose body is being read
+        self._remaining = 0
+        self._body_parts: list[bytes] = []
+        self._body_size = 0
+        self._chunk_state = _SIZE
+
+    @property
+    def has_partial_input(self) -> bool:
+        """True while part of a request has arrived but not all of it."""
+        return bool(self._buffer) or self.state == BODY or self.state == CHUNKED
+
+    def receive(self, data: bytes) -> list[Request]:
+        """Take ``data`` (``b""`` means EOF) and return the requests it completes."""
+        requests: list[Request] = []
+        if self.state == CLOSED:
+            return requests
+        if not data:
+            if self.has_partial_input and self.error is None:
+                self.error = ProtocolError(400, "Connection closed before the request was complete")
+            self.state = CLOSED
+            return requests
+        buf = self._buffer + data if self._buffer else data
+        try:
+            pos = 0
+            while True:
+                state = self.state
+                if state == HEAD:
+                    end = buf.find(b"\r\n\r\n", pos)
+                    if end < 0:
+                        self._check_partial_head(buf, pos)
+                        break
+                    pos = self._parse_head(buf, pos, end, requests)
+                elif state == BODY:
+                    pos = self._read_fixed_body(buf, pos, requests)
+                    if self.state == BODY:
+                        break
+                elif state == CHUNKED:
+                    pos = self._read_chunked_body(buf, pos, requests)
+                    if self.state == CHUNKED:
+                        break
+                else:
+                    pos = len(buf)
+                    break
+                if pos >= len(buf):
+                    break
+            self._buffer = buf[pos:] if pos < len(buf) else b""
+        except ProtocolError as exc:
+            self.error = exc
+            self.state = CLOSED
+            self._buffer = b""
+        return requests
+
+    # -- head -------------------------------------------------------------
+
+    def _check_partial_head(self, buf: bytes, pos: int) -> None:
+        """Reject an incomplete head early when it is already too big or malformed."""
+        size = len(buf) - pos
+        if not size:
+            return
+        limits = self.limits
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            if size > limits.max_request_line:
+                raise ProtocolError(414, "Request line too long")
+        elif size > limits.max_header_size + limits.max_request_line:
+            raise ProtocolError(431, "Request header fields too large")
+        partial = buf[pos:] if pos else buf
+        lf = partial.count(b"\n")
+        if lf and lf != partial.count(b"\r\n"):
+            raise ProtocolError(400, "Bare LF in request head")
+
+    def _parse_head(self, buf: bytes, pos: int, end: int, requests: list[Request]) -> int:
+        # RFC 9112 2.2: ignore empty lines before the request line.
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+            if pos > end:
+                return pos  # the CRLF CRLF was part of the leading empty lines
+        line_end = buf.find(b"\r\n", pos)
+        limits = self.limits
+        if line_end - pos > limits.max_request_line:
+            raise ProtocolError(414, "Request line too long")
+        if end - line_end > limits.max_header_size:
+            raise ProtocolError(431, "Request header fields too large")
+        parts = buf[pos:line_end].split(b" ")
+        if len(parts) != 3:
+            raise ProtocolError(400, "Malformed request line")
+        method_b, target, version = parts
+        if version == b"HTTP/1.1":
+            is_http11 = True
+        elif version == b"HTTP/1.0":
+            is_http11 = False
+        elif _VERSION.fullmatch(version):
+            raise ProtocolError(505, "HTTP version not supported")
+        else:
+            raise ProtocolError(400, "Malformed HTTP version")
+        method = _KNOWN_METHODS.get(method_b)
+        if method is None:
+            if _METHOD.fullmatch(method_b) is None:
+                raise ProtocolError(400, "Malformed method")
+            method = method_b.decode("ascii")
+        if _TARGET.fullmatch(target) is None:
+            raise ProtocolError(400, "Malformed request target")
+
+        block = buf[line_end + 2:end] if line_end < end else b""
+        if block == self._last_block:
+            parsed = self._last_parsed
+            assert parsed is not None
+        else:
+            if b"\r" in block.replace(b"\r\n", b"") or b"\n" in block.replace(b"\r\n", b""):
+                raise ProtocolError(400, "Bare CR or LF in header section")
+            parsed = parse_header_block(block, is_http11, limits)
+            self._last_block = block
+            self._last_parsed = parsed
+
+        keep_alive = _wants_keep_alive(parsed.connection, is_http11)
+        request = Request(
+            method,
+            target.decode("ascii"),
+            "HTTP/1.1" if is_http11 else "HTTP/1.0",
+            parsed.headers,
+            keep_alive,
+            self.remote_addr,
+            self.scheme,
+        )
+        pos = end + 4
+        if parsed.chunked:
+            self._start_body(request, CHUNKED)
+            self._chunk_state = _SIZE
+            if parsed.expect_continue:
+                self.interim = CONTINUE_RESPONSE
+        elif parsed.content_length:
+            self._start_body(request, BODY)
+            self._remaining = parsed.content_length
+            if parsed.expect_continue and len(buf) - pos < parsed.content_length:
+                self.interim = CONTINUE_RESPONSE
+        else:
+            requests.append(request)
+            if not keep_alive:
+                self.state = CLOSED
+        return pos
+
+    def _start_body(self, request: Request, state: int) -> None:
+        self._pending = request
+        self._body_parts = []
+        self._body_size = 0
+        self.state = state
+
+    def _finish_body(self, requests: list[Request]) -> None:
+        request = self._pending
+        assert request is not None
+        parts = self._body_parts
+        request.body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._pending = None
+        self._body_parts = []
+        requests.append(request)
+        self.state = HEAD if request.keep_alive else CLOSED
+
+    # -- bodies -----------------------------------------------------------
+
+    def _read_fixed_body(self, buf: bytes, pos: int, requests: list[Request]) -> int:
+        available = len(buf) - pos
+        take = self._remaining if available >= self._remaining else available
+        if take:
+            self._body_parts.append(buf[pos:pos + take])
+            self._remaining -= take
+            pos += take
+        if not self._remaining:
+            self._finish_body(requests)
+        return pos
+
+    def _read_chunked_body(self, buf: bytes, pos: int, requests: list[Request]) -> int:
+        size = len(buf)
+        while pos < size or self._chunk_state == _DATA_END:
+            state = self._chunk_state
+            if state == _SIZE:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    if size - pos > 1024:
+                        raise ProtocolError(400, "Chunk size line too long")
+                    if b"\n" in buf[pos:]:
+                        raise ProtocolError(400, "Bare LF in chunk size line")
+                    return pos
+                m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
+                if m is None:
+                    raise ProtocolError(400, "Invalid chunk size")
+                chunk = int(m.group(1), 16)
+                pos = eol + 2
+                if chunk == 0:
+                    self._chunk_state = _TRAILERS
+                    continue
+                self._body_size += chunk
+                if self._body_size > self.limits.max_body_size:
+                    raise ProtocolError(413, "Request body too large")
+                self._remaining = chunk
+                self._chunk_state = _DATA
+            elif state == _DATA:
+                take = min(self._remaining, size - pos)
+                self._body_parts.append(buf[pos:pos + take])
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return pos
+                self._chunk_state = _DATA_END
+            elif state == _DATA_END:
+                if size - pos < 2:
+                    if size > pos and buf[pos:pos + 1] != b"\r":
+                        raise ProtocolError(400, "Chunk data not followed by CRLF")
+                    return pos
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise ProtocolError(400, "Chunk data not followed by CRLF")
+                pos += 2
+                self._chunk_state = _SIZE
+            else:  # _TRAILERS: field lines until an empty line; validated, then dropped
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    if size - pos > self.limits.max_header_size:
+                        raise ProtocolError(431, "Trailer section too large")
+                    if b"\n" in buf[pos:]:
+                        raise ProtocolError(400, "Bare LF in trailer section")
+                    return pos
+                line = buf[pos:eol]
+                pos = eol + 2
+                if not line:
+                    self._finish_body(requests)
+                    return pos
+                if _FIELD_LINE.fullmatch(line) is None or b"\r" in line:
+                    raise ProtocolError(400, "Invalid trailer field")
+        return pos
+
+
+_KNOWN_METHODS = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+}
+
+# -- responses --------------------------------------------------------------
+
+_REASONS: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
+_REASONS[413] = "Content Too Large"
+_REASONS[422] = "Unprocessable Content"
+
+
+def reason_phrase(status: int) -> str:
+    return _REASONS.get(status, "Unknown")
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid status code {status!r}")
+        line = f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode("ascii")
+        _STATUS_LINES[status] = line
+    return line
+
+
+_date_header = b""
+_date_second = 0
+
+
+def refresh_date(now: float | None = None) -> None:
+    """Recompute the cached ``Date`` header line (call about once a second)."""
+    global _date_header, _date_second
+    if now is None:
+        now = time.time()
+    second = int(now)
+    if second != _date_second:
+        _date_second = second
+        _date_header = b"Server: microweb\r\nDate: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
+
+
+refresh_date()
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def _check_header_text(text: str, separators: int) -> None:
+    if text.count("\r") != separators or text.count("\n") != separators or "\x00" in text:
+        raise ValueError("header name or value contains CR, LF or NUL")
+
+
+def encode_head(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    content_length: int | None,
+    keep_alive: bool,
+    http11: bool = True,
+) -> bytes:
+    """Serialize a response head.
+
+    ``content_length`` None means the body is streamed: chunked for HTTP/1.1,
+    delimited by closing the connection for HTTP/1.0 (``keep_alive`` must then be
+    False). For 1xx, 204 and 304 no framing header is written.
+    Raises ``ValueError`` if a header name or value would split the response.
+    """
+    lines = [f"{name}: {value}" for name, value in headers]
+    if lines:
+        text = "\r\n".join(lines)
+        _check_header_text(text, len(lines) - 1)
+        for name, _ in headers:
+            if not name or ":" in name or " " in name:
+                raise ValueError(f"invalid header name {name!r}")
+        extra = text.encode("latin-1") + b"\r\n"
+    else:
+        extra = b""
+    if status in _NO_BODY_STATUSES or status < 200:
+        framing = b""
+    elif content_length is None:
+        framing = b"Transfer-Encoding: chunked\r\n" if http11 else b""
+    else:
+        framing = b"Content-Length: %d\r\n" % content_length
+    if keep_alive:
+        conn = b"" if http11 else b"Connection: keep-alive\r\n"
+    else:
+        conn = b"Connection: close\r\n"
+    return b"".join((_status_line(status), _date_header, extra, framing, conn, b"\r\n"))
+
+
+def encode_simple_head(status: int, content_type: bytes, content_length: int, keep_alive: bool, http11: bool) -> bytes:
+    """The head of a response that has only a content type and a length (the hot path)."""
+    if keep_alive:
+        conn = b"" if http11 else b"Connection: keep-alive\r\n"
+    else:
+        conn = b"Connection: close\r\n"
+    return b"%s%sContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+        _STATUS_LINES.get(status) or _status_line(status), _date_header, content_type, content_length, conn,
+    )
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (empty data gives nothing: use LAST_CHUNK to end)."""
+    if not data:
+        return b""
+    return b"%x\r\n%s\r\n" % (len(data), data)

@@ -1,0 +1,580 @@
+"""The reactor: the only module that touches sockets and the selector.
+
+Theory of operation
+-------------------
+One thread runs ``Server.serve_forever``: a loop around one
+``selectors.DefaultSelector`` (epoll on Linux). Registered are the listening
+socket (key data ``None``), a wake-up socket that signal handlers and
+``stop()`` write to (key data ``_WAKE``), and every client connection (key data:
+its ``Connection``, so dispatch needs no lookup).
+
+Reading: one ``recv`` per readable event. The bytes go to the connection's
+sans-IO ``RequestParser``, which returns every request they complete. Each is
+passed to the application callable (``handle(request) -> bytes | BodySource``),
+and all the responses to one read are joined and leave in one ``send``.
+
+Writing is optimistic: we send at once, and only what the kernel does not take
+goes to the connection's ``outbox`` (a deque of bytes and body sources), with
+``EVENT_WRITE`` registered until the outbox drains. A ``BodySource`` is either a
+stream (an iterator pulled a few pieces at a time, so one endless stream cannot
+starve the others) or a file region sent with ``os.sendfile`` in bounded steps.
+While the outbox holds more than ``high_water`` bytes the connection is not read,
+so a client that pipelines without reading cannot make us buffer without bound.
+
+Timers: each connection has one deadline on a one-second ``TimerWheel``: the
+keep-alive idle timeout while it waits for a request, the head timeout from the
+first byte of a request head, the body timeout between body reads, and the write
+timeout while output is pending. The loop wakes at least once a second to expire
+deadlines and refresh the cached ``Date`` header.
+
+Errors: a ``ProtocolError`` from the parser is answered with its status and the
+connection closed; EOF, reset and broken pipe close only that connection, quietly;
+an exception from the application is logged and answered with 500.
+
+Stopping: SIGINT/SIGTERM (or ``stop()``) close the listener, close idle
+connections, let every response already begun finish (new requests on busy
+connections are answered with ``Connection: close``), and return when no
+connection is left or the grace period ends.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from . import http11
+from .http11 import Limits, ProtocolError, RequestParser
+from .requests import Request
+from .responses import BodySource, FileBody, StreamBody
+from .timers import TimerWheel
+
+__all__ = ["Server", "Connection"]
+
+log = logging.getLogger("microweb")
+
+Handler = Callable[[Request], "bytes | BodySource"]
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+RECV_SIZE = 65536
+SENDFILE_STEP = 1 << 20  # bytes per sendfile call before giving other connections a turn
+STREAM_STEP = 16  # stream pieces per turn
+_WAKE = object()
+_LISTENER = None
+
+
+class Connection:
+    """The state the reactor keeps for one client socket."""
+
+    __slots__ = (
+        "sock", "fd", "parser", "outbox", "pending_bytes", "deadline", "timer_slot", "closed",
+        "close_after", "reading", "events", "receiving", "peer_eof", "requests_served",
+    )
+
+    def __init__(self, sock: socket.socket, parser: RequestParser) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.parser = parser
+        self.outbox: deque[Any] = deque()
+        self.pending_bytes = 0  # bytes in the outbox (not counting body sources)
+        self.deadline = 0.0
+        self.timer_slot = 0
+        self.closed = False
+        self.close_after = False  # close once the outbox drains
+        self.reading = True
+        self.events = EVENT_READ
+        self.receiving = False  # part of a request has arrived
+        self.peer_eof = False
+        self.requests_served = 0
+
+
+class Server:
+    """An HTTP/1.1 server driving ``handle`` from one selectors loop."""
+
+    def __init__(
+        self,
+        handle: Handler,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        sock: socket.socket | None = None,
+        backlog: int = 1024,
+        keepalive_timeout: float = 75.0,
+        head_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        write_timeout: float = 30.0,
+        graceful_timeout: float = 30.0,
+        high_water: int = 1 << 20,
+        limits: Limits | None = None,
+    ) -> None:
+        self.handle = handle
+        self.keepalive_timeout = keepalive_timeout
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        self.write_timeout = write_timeout
+        self.graceful_timeout = graceful_timeout
+        self.high_water = high_water
+        self.limits = limits or Limits()
+        if sock is None:
+            sock = create_listener(host, port, backlog)
+        sock.setblocking(False)
+        self.listener = sock
+        self.selector = selectors.DefaultSelector()
+        self.connections: dict[int, Connection] = {}
+        self.now = time.monotonic()
+        self.timers = TimerWheel(self.now)
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self.listener, EVENT_READ, _LISTENER)
+        self.selector.register(self._wake_r, EVENT_READ, _WAKE)
+        self.started = threading.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        addr = self.listener.getsockname()
+        return addr[0], addr[1]
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+    # -- control --------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Begin a graceful stop (thread-safe, signal-safe)."""
+        self._stopping = True
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    def _install_signal_handlers(self) -> list[tuple[int, Any]]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        previous = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous.append((signum, signal.signal(signum, lambda *_: self.stop())))
+        return previous
+
+    # -- the loop -------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        previous = self._install_signal_handlers()
+        select = self.selector.select
+        on_readable = self._on_readable
+        flush = self._flush
+        monotonic = time.monotonic
+        next_tick = int(self.now) + 1
+        self.started.set()
+        try:
+            while True:
+                if self._stopping and self._drain_step():
+                    break
+                timeout = next_tick - self.now
+                events = select(timeout if timeout > 0 else 0)
+                self.now = now = monotonic()
+                for key, mask in events:
+                    conn = key.data
+                    if conn is None:
+                        self._accept()
+                    elif conn is _WAKE:
+                        self._drain_wakeups()
+                    else:
+                        if mask & EVENT_READ:
+                            on_readable(conn)
+                        if mask & EVENT_WRITE and not conn.closed:
+                            flush(conn)
+                if now >= next_tick:
+                    next_tick = int(now) + 1
+                    http11.refresh_date()
+                    self.timers.expire(now, self._on_timeout)
+        finally:
+            for signum, handler in previous:
+                signal.signal(signum, handler)
+            self._shutdown()
+
+    def _drain_step(self) -> bool:
+        """One step of a graceful stop; True when the loop may end."""
+        if self._stop_deadline == 0.0:
+            self._stop_deadline = self.now + self.graceful_timeout
+            try:
+                self.selector.unregister(self.listener)
+            except (KeyError, ValueError):
+                pass
+            self.listener.close()
+            for conn in list(self.connections.values()):
+                if not conn.outbox and not conn.receiving:
+                    self._close(conn)
+                else:
+                    conn.close_after = conn.close_after or not conn.receiving
+        if not self.connections:
+            return True
+        return self.now >= self._stop_deadline
+
+    def _shutdown(self) -> None:
+        for conn in list(self.connections.values()):
+            self._close(conn)
+        try:
+            self.selector.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+        self.listener.close()
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    # -- accepting ------------------------------------------------------------
+
+    def _accept(self) -> None:
+        listener = self.listener
+        register = self.selector.register
+        limits = self.limits
+        deadline = self.now + self.keepalive_timeout
+        for _ in range(256):
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept failed: %s", exc.strerror)
+                return
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            remote = addr[0] if isinstance(addr, tuple) else ""
+            conn = Connection(sock, RequestParser(limits, remote))
+            register(sock, EVENT_READ, conn)
+            self.connections[conn.fd] = conn
+            self.timers.set_deadline(conn, deadline)
+
+    # -- reading --------------------------------------------------------------
+
+    def _on_readable(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        parser = conn.parser
+        if not data:
+            self._on_peer_eof(conn)
+            return
+        requests = parser.receive(data)
+        if parser.interim:
+            self._write(conn, parser.interim)
+            parser.interim = b""
+        if requests or parser.error is not None:
+            self._respond(conn, requests)
+            if conn.closed:
+                return
+        if parser.has_partial_input:
+            if not conn.receiving:
+                conn.receiving = True
+                self.timers.set_deadline(conn, self.now + self.head_timeout)
+            elif parser.state != http11.HEAD:
+                conn.deadline = self.now + self.body_timeout
+        else:
+            conn.receiving = False
+            if not conn.outbox:
+                conn.deadline = self.now + self.keepalive_timeout
+
+    def _on_peer_eof(self, conn: Connection) -> None:
+        """The client closed its sending side: finish what is owed, then close."""
+        conn.peer_eof = True
+        conn.parser.receive(b"")
+        if conn.outbox:
+            conn.close_after = True
+            self._set_events(conn, EVENT_WRITE)
+        else:
+            self._close(conn)
+
+    def _respond(self, conn: Connection, requests: list[Request]) -> None:
+        handle = self.handle
+        out: list[bytes] = []
+        for request in requests:
+            if self._stopping:
+                request.keep_alive = False
+            try:
+                result = handle(request)
+            except Exception:
+                log.exception("unhandled error in the application for %s %s", request.method, request.path)
+                result = _internal_error(request)
+            conn.requests_served += 1
+            if type(result) is bytes:
+                out.append(result)
+            else:
+                out.append(result.head)
+                self._write(conn, b"".join(out))
+                out = []
+                self._queue_source(conn, result)
+            if not request.keep_alive:
+                conn.close_after = True
+                break
+        else:
+            error = conn.parser.error
+            if error is not None:
+                out.append(error_response(error))
+                conn.close_after = True
+        if out:
+            self._write(conn, out[0] if len(out) == 1 else b"".join(out))
+        if conn.close_after and not conn.outbox and not conn.closed:
+            self._close(conn)
+
+    # -- writing --------------------------------------------------------------
+
+    def _write(self, conn: Connection, data: bytes) -> None:
+        """Send ``data`` now if nothing is queued before it, and queue what is left."""
+        if conn.outbox:
+            conn.outbox.append(data)
+            conn.pending_bytes += len(data)
+            return
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(conn)
+            return
+        if sent < len(data):
+            rest = memoryview(data)[sent:]
+            conn.outbox.append(rest)
+            conn.pending_bytes += len(rest)
+            self._start_write_wait(conn)
+
+    def _queue_source(self, conn: Connection, source: BodySource) -> None:
+        if conn.closed:
+            source.close()
+            return
+        conn.outbox.append(source)
+        if not source.keep_alive:
+            conn.close_after = True
+        self._flush(conn)
+
+    def _start_write_wait(self, conn: Connection) -> None:
+        self.timers.set_deadline(conn, self.now + self.write_timeout)
+        events = EVENT_WRITE
+        if conn.reading and conn.pending_bytes < self.high_water and not conn.peer_eof:
+            events |= EVENT_READ
+        self._set_events(conn, events)
+
+    def _flush(self, conn: Connection) -> None:
+        """Send from the outbox until it is empty or the socket would block."""
+        outbox = conn.outbox
+        sock = conn.sock
+        progressed = False
+        while outbox:
+            item = outbox[0]
+            if isinstance(item, BodySource):
+                done = self._send_source(conn, item)
+                if done is None:
+                    return
+                progressed = True
+                if done:
+                    continue
+                break
+            try:
+                sent = sock.send(item)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._close(conn)
+                return
+            progressed = True
+            conn.pending_bytes -= sent
+            if sent < len(item):
+                outbox[0] = memoryview(item)[sent:]
+                break
+            outbox.popleft()
+        if outbox:
+            if progressed:
+                conn.deadline = self.now + self.write_timeout
+            if conn.events & EVENT_WRITE == 0:
+                self._start_write_wait(conn)
+            return
+        # Drained.
+        if conn.close_after:
+            self._close(conn)
+            return
+        if conn.events != EVENT_READ:
+            self._set_events(conn, EVENT_READ)
+        conn.deadline = self.now + (self.head_timeout if conn.receiving else self.keepalive_timeout)
+
+    def _send_source(self, conn: Connection, source: BodySource) -> bool | None:
+        """Advance the body source at the front of the outbox.
+
+        True: it is finished and gone from the outbox (go on flushing); False: the
+        socket is full or the source used up its turn; None: the connection closed.
+        """
+        if type(source) is FileBody:
+            return self._send_file(conn, source)
+        assert isinstance(source, StreamBody)
+        sock = conn.sock
+        outbox = conn.outbox
+        for _ in range(STREAM_STEP):
+            try:
+                piece = source.next_piece()
+            except Exception:
+                log.exception("a streamed response raised after its head was sent; closing the connection")
+                self._close(conn)
+                return None
+            if piece is None:
+                outbox.popleft()
+                if source.chunked:
+                    outbox.appendleft(http11.LAST_CHUNK)
+                    conn.pending_bytes += len(http11.LAST_CHUNK)
+                return True
+            try:
+                sent = sock.send(piece)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn)
+                return None
+            if sent < len(piece):
+                rest = memoryview(piece)[sent:]
+                outbox.appendleft(rest)  # the stream waits right behind its unsent piece
+                conn.pending_bytes += len(rest)
+                return False
+        return False
+
+    def _send_file(self, conn: Connection, body: FileBody) -> bool | None:
+        out_fd = conn.fd
+        for _ in range(8):
+            if body.remaining <= 0:
+                break
+            try:
+                sent = os.sendfile(out_fd, body.fd, body.offset, min(body.remaining, SENDFILE_STEP))
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as exc:
+                if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP):
+                    return self._send_file_plain(conn, body)
+                self._close(conn)
+                return None
+            if sent == 0:  # the file shrank under us: the response cannot be completed
+                log.warning("file ended early while sending; closing the connection")
+                self._close(conn)
+                return None
+            body.offset += sent
+            body.remaining -= sent
+        if body.remaining > 0:
+            return False
+        body.close()
+        conn.outbox.popleft()
+        return True
+
+    def _send_file_plain(self, conn: Connection, body: FileBody) -> bool | None:
+        """The read/send path, for sockets that sendfile cannot serve."""
+        while body.remaining > 0:
+            data = os.pread(body.fd, min(body.remaining, 65536), body.offset)
+            if not data:
+                self._close(conn)
+                return None
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                self._close(conn)
+                return None
+            body.offset += sent
+            body.remaining -= sent
+            if sent < len(data):
+                return False
+        body.close()
+        conn.outbox.popleft()
+        return True
+
+    def _set_events(self, conn: Connection, events: int) -> None:
+        if conn.events != events and not conn.closed:
+            conn.events = events
+            conn.reading = bool(events & EVENT_READ)
+            self.selector.modify(conn.sock, events, conn)
+
+    # -- timeouts and closing ---------------------------------------------------
+
+    def _on_timeout(self, conn: Connection) -> None:
+        if conn.receiving and not conn.outbox and conn.parser.state == http11.HEAD:
+            try:
+                conn.sock.send(error_response(ProtocolError(408, "Request head timed out")))
+            except OSError:
+                pass
+        self._close(conn)
+
+    def _close(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        for item in conn.outbox:
+            if isinstance(item, BodySource):
+                try:
+                    item.close()
+                except Exception:
+                    log.exception("error closing a response body")
+        conn.outbox.clear()
+        self.connections.pop(conn.fd, None)
+        try:
+            self.selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+
+def error_response(error: ProtocolError) -> bytes:
+    """The answer to a request the parser rejected; the connection closes after it."""
+    body = f"{error.status} {http11.reason_phrase(error.status)}: {error.message}\n".encode("utf-8")
+    head = http11.encode_head(error.status, [("Content-Type", "text/plain; charset=utf-8")], len(body), False)
+    return head + body
+
+
+def _internal_error(request: Request) -> bytes:
+    request.keep_alive = False
+    body = b"500 Internal Server Error\n"
+    head = http11.encode_head(500, [("Content-Type", "text/plain; charset=utf-8")], len(body), False)
+    return head if request.method == "HEAD" else head + body
+
+
+def create_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, socktype, proto, _, addr = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(addr)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock

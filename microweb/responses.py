@@ -1,0 +1,323 @@
+"""Responses: what handlers return, and how each becomes bytes (plus a body source) for the reactor.
+
+``Response.encode(request)`` gives either ``bytes`` (the whole response, the
+common case) or a ``BodySource``: a response head followed by a body the reactor
+pulls piece by piece as the socket accepts it (an iterator of chunks, or a file
+region sent with ``os.sendfile``).
+"""
+from __future__ import annotations
+
+import json as _json
+import mimetypes
+import os
+import time
+from email.utils import formatdate
+from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import quote
+
+from . import http11
+from .requests import Headers, Request
+
+__all__ = ["Response", "FileResponse", "StreamBody", "FileBody", "BodySource", "redirect", "MutableHeaders"]
+
+
+class MutableHeaders(Headers):
+    """Response headers: case-insensitive, ordered, and settable."""
+
+    __slots__ = ()
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.pop(name)
+        self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((name, str(value)))
+        self._index.setdefault(name.lower(), []).append(str(value))
+
+    def pop(self, name: str, default: Any = None) -> Any:
+        key = name.lower()
+        values = self._index.pop(key, None)
+        if values is None:
+            return default
+        self._items = [(k, v) for k, v in self._items if k.lower() != key]
+        return values[0]
+
+    def __delitem__(self, name: str) -> None:
+        if self.pop(name, _MISSING) is _MISSING:
+            raise KeyError(name)
+
+    def setdefault(self, name: str, value: str) -> str:
+        current = self.get(name)
+        if current is None:
+            self.add(name, value)
+            return value
+        return current
+
+    def update(self, other: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+        pairs = other.items() if isinstance(other, Mapping) else other
+        for name, value in pairs:
+            self[name] = value
+
+
+_MISSING: Any = object()
+
+
+class BodySource:
+    """A response whose body the reactor sends piece by piece after ``head``."""
+
+    __slots__ = ("head", "keep_alive")
+
+    def __init__(self, head: bytes, keep_alive: bool) -> None:
+        self.head = head
+        self.keep_alive = keep_alive
+
+    def close(self) -> None:
+        """Release what the body holds (called once, however the response ends)."""
+
+
+class StreamBody(BodySource):
+    """A body produced by an iterator of ``bytes``/``str``; chunked unless ``chunked`` is False."""
+
+    __slots__ = ("iterator", "chunked")
+
+    def __init__(self, head: bytes, keep_alive: bool, iterator: Iterator[Any], chunked: bool) -> None:
+        super().__init__(head, keep_alive)
+        self.iterator = iterator
+        self.chunked = chunked
+
+    def next_piece(self) -> bytes | None:
+        """The next bytes to send (already chunk-framed), or None at the end."""
+        for item in self.iterator:
+            data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
+            if not data:
+                continue
+            return http11.encode_chunk(data) if self.chunked else data
+        self.close()
+        return None
+
+    def close(self) -> None:
+        close = getattr(self.iterator, "close", None)
+        self.iterator = iter(())
+        if close is not None:
+            close()
+
+
+class FileBody(BodySource):
+    """A region of an open file, sent with ``os.sendfile`` (or read/send where that fails)."""
+
+    __slots__ = ("fd", "offset", "remaining")
+
+    def __init__(self, head: bytes, keep_alive: bool, fd: int, offset: int, count: int) -> None:
+        super().__init__(head, keep_alive)
+        self.fd = fd
+        self.offset = offset
+        self.remaining = count
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+_JSON_TYPE = "application/json"
+_HTML_TYPE = "text/html; charset=utf-8"
+
+
+class Response:
+    """An HTTP response: ``Response(body=b"", status=200, headers=None, content_type=None)``.
+
+    ``body`` may be ``bytes``, ``str`` (encoded as UTF-8) or an iterable of
+    chunks, which is streamed.
+    """
+
+    __slots__ = ("body", "status", "_headers", "content_type")
+
+    def __init__(
+        self,
+        body: bytes | str | Iterable[Any] = b"",
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+            if content_type is None:
+                content_type = _HTML_TYPE
+        self.body = body
+        self.status = int(status)
+        self._headers = MutableHeaders(headers) if headers is not None else None
+        if content_type is None and isinstance(body, (bytes, bytearray)):
+            if self._headers is None or "content-type" not in self._headers:
+                content_type = "application/octet-stream" if body else None
+        self.content_type = content_type
+
+    @property
+    def headers(self) -> MutableHeaders:
+        if self._headers is None:
+            self._headers = MutableHeaders()
+        return self._headers
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8") if isinstance(self.body, (bytes, bytearray)) else ""
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: float | str | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = None,
+    ) -> None:
+        parts = [f"{name}={quote(str(value), safe='')}"]
+        if max_age is not None:
+            parts.append(f"Max-Age={int(max_age)}")
+        if expires is not None:
+            if isinstance(expires, (int, float)):
+                expires = formatdate(expires, usegmt=True)
+            parts.append(f"Expires={expires}")
+        if domain:
+            parts.append(f"Domain={domain}")
+        if path:
+            parts.append(f"Path={path}")
+        if secure:
+            parts.append("Secure")
+        if httponly:
+            parts.append("HttpOnly")
+        if samesite:
+            if samesite.capitalize() not in ("Strict", "Lax", "None"):
+                raise ValueError("samesite must be 'Strict', 'Lax' or 'None'")
+            parts.append(f"SameSite={samesite.capitalize()}")
+        self.headers.add("Set-Cookie", "; ".join(parts))
+
+    def delete_cookie(self, name: str, path: str | None = "/", domain: str | None = None) -> None:
+        self.set_cookie(name, "", max_age=0, expires=0, path=path, domain=domain)
+
+    def header_items(self) -> list[tuple[str, str]]:
+        items = self._headers._items if self._headers is not None else []
+        if self.content_type is not None and (self._headers is None or "content-type" not in self._headers):
+            return [("Content-Type", self.content_type), *items]
+        return list(items)
+
+    def encode(self, request: Request) -> bytes | BodySource:
+        """Serialize for ``request``: bytes, or a ``BodySource`` for streamed and file bodies."""
+        keep_alive = request.keep_alive
+        http11_ = request.http_version == "HTTP/1.1"
+        body = self.body
+        head_only = request.method == "HEAD"
+        if self._headers is not None and "close" in self._headers.get("connection", "").lower():
+            keep_alive = request.keep_alive = False
+        headers = [(k, v) for k, v in self.header_items() if k.lower() not in _FRAMING]
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            status = self.status
+            if status in (204, 304) or status < 200:
+                return http11.encode_head(status, headers, None, keep_alive, http11_)
+            head = http11.encode_head(status, headers, len(body), keep_alive, http11_)
+            return head if head_only else head + bytes(body)
+        return self.encode_stream(request, headers, keep_alive, http11_, head_only)
+
+    def encode_stream(self, request: Request, headers: list[tuple[str, str]], keep_alive: bool, http11_: bool,
+                      head_only: bool) -> bytes | BodySource:
+        iterator = iter(self.body)  # type: ignore[arg-type]
+        if not http11_:
+            keep_alive = request.keep_alive = False
+        head = http11.encode_head(self.status, headers, None, keep_alive, http11_)
+        if head_only:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            return head
+        return StreamBody(head, keep_alive, iterator, chunked=http11_)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status}>"
+
+
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    body = _json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, status, None, _JSON_TYPE)
+
+
+def redirect(location: str, status: int = 302) -> Response:
+    """A redirect to ``location`` (302 unless ``status`` says otherwise)."""
+    response = Response(b"", status, {"Location": location})
+    return response
+
+
+class FileResponse(Response):
+    """Send a file from disk; the reactor uses ``os.sendfile`` when the socket allows it."""
+
+    __slots__ = ("path", "download_name")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        download_name: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        if content_type is None:
+            content_type = guess_type(self.path)
+        super().__init__(b"", status, headers, content_type)
+        self.download_name = download_name
+
+    def encode(self, request: Request) -> bytes | BodySource:
+        keep_alive = request.keep_alive
+        http11_ = request.http_version == "HTTP/1.1"
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            from .errors import NotFound
+
+            raise NotFound("File not found") from None
+        try:
+            st = os.fstat(fd)
+            headers = [(k, v) for k, v in self.header_items() if k.lower() not in _FRAMING]
+            names = {k.lower() for k, _ in headers}
+            if "last-modified" not in names:
+                headers.append(("Last-Modified", formatdate(st.st_mtime, usegmt=True)))
+            if self.download_name and "content-disposition" not in names:
+                headers.append(("Content-Disposition", f"attachment; filename*=UTF-8''{quote(self.download_name)}"))
+            head = http11.encode_head(self.status, headers, st.st_size, keep_alive, http11_)
+        except BaseException:
+            os.close(fd)
+            raise
+        if request.method == "HEAD" or st.st_size == 0:
+            os.close(fd)
+            return head
+        return FileBody(head, keep_alive, fd, 0, st.st_size)
+
+
+_TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml", "application/xml")
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("text/css", ".css")
+mimetypes.add_type("image/svg+xml", ".svg")
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("image/webp", ".webp")
+mimetypes.add_type("font/woff2", ".woff2")
+mimetypes.add_type("font/woff", ".woff")
+mimetypes.add_type("application/manifest+json", ".webmanifest")
+
+
+def guess_type(path: str) -> str:
+    """The Content-Type for a file name, with ``charset=utf-8`` for text types."""
+    content_type, _ = mimetypes.guess_type(path, strict=False)
+    if content_type is None:
+        return "application/octet-stream"
+    if content_type.startswith(_TEXT_TYPES):
+        return content_type + "; charset=utf-8"
+    return content_type
+
+
+def http_date(timestamp: float | None = None) -> str:
+    return formatdate(time.time() if timestamp is None else timestamp, usegmt=True)

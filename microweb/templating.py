@@ -1,0 +1,44 @@
+"""The Jinja2 environment of an app (jinja2 is imported on first use, not at start-up)."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import jinja2
+
+PACKAGE_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+AUTOESCAPE_EXTENSIONS = ("html", "htm", "xml", "svg")
+
+
+class Templates:
+    """One Jinja2 ``Environment`` per app: the app's folder first, then the package's defaults."""
+
+    def __init__(self, folder: str | None, auto_reload: bool = False, globals: dict[str, Any] | None = None) -> None:
+        self.folder = folder
+        self.auto_reload = auto_reload
+        self.globals = dict(globals or {})
+        self._env: jinja2.Environment | None = None
+
+    @property
+    def env(self) -> jinja2.Environment:
+        if self._env is None:
+            import jinja2
+
+            loaders: list[jinja2.BaseLoader] = []
+            if self.folder:
+                loaders.append(jinja2.FileSystemLoader(self.folder))
+            loaders.append(jinja2.FileSystemLoader(PACKAGE_TEMPLATES))
+            self._env = jinja2.Environment(
+                loader=jinja2.ChoiceLoader(loaders),
+                autoescape=jinja2.select_autoescape(AUTOESCAPE_EXTENSIONS, default_for_string=True),
+                auto_reload=self.auto_reload,
+            )
+            self._env.globals.update(self.globals)
+        return self._env
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        return self.env.get_template(name).render(context)
+
+    def render_first(self, names: list[str], context: dict[str, Any]) -> str:
+        return self.env.select_template(names).render(context)
