@@ -1,0 +1,125 @@
+"""Shared fixtures: a live microweb server on a loopback port, and helpers for raw sockets."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from microweb import App
+from microweb.reactor import Server
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LiveServer:
+    """A ``Server`` running in a background thread on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(self, handle: Callable[..., Any], **options: Any) -> None:
+        self.server = Server(handle, host="127.0.0.1", port=0, **options)
+        self.host, self.port = self.server.address
+        self.url = f"http://{self.host}:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.server.started.wait(5)
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        return sock
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.stop()
+        self.thread.join(timeout)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """``live_server(app_or_handle, **server_options)`` starts a server; all are stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(app: App | Callable[..., Any], **options: Any) -> LiveServer:
+        handle = app.handle if isinstance(app, App) else app
+        server = LiveServer(handle, **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def recv_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Read until the peer closes (or ``timeout`` passes with nothing new)."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bytes]:
+    """Read one Content-Length-framed response: (head, body)."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError(f"closed before a full head: {buf!r}")
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        data = sock.recv(65536)
+        if not data:
+            break
+        rest += data
+    return head, rest[:length]
+
+
+def run_cli(*args: str, timeout: float = 10.0, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m microweb ARGS`` with this checkout first on the path."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "microweb", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def start_cli(*args: str, cwd: str | None = None) -> subprocess.Popen[str]:
+    """Start ``python -m microweb ARGS`` in the background (stdout/stderr piped)."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "microweb", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
