@@ -15,6 +15,7 @@ from .requests import Request
 from .responses import BodySource, Response, json_response
 from .routing import Router, _Options
 from .templating import Templates
+from .wsgi import call_app as call_wsgi
 
 __all__ = ["App"]
 
@@ -267,6 +268,12 @@ class App:
         if headers:
             response.headers.update(headers)
         return response
+
+    # -- WSGI -----------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI entry point: ``gunicorn module:app`` serves this App unchanged (see wsgi.py)."""
+        return call_wsgi(self, environ, start_response)
 
     # -- running --------------------------------------------------------------
 
