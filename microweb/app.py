@@ -2,8 +2,6 @@
 the server calls for every request."""
 from __future__ import annotations
 
-import inspect
-import json as _json
 import logging
 import os
 import traceback
@@ -13,7 +11,7 @@ from . import http11
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 from .multipart import FormLimits
 from .requests import Request
-from .responses import BodySource, Response, json_response
+from .responses import BodySource, Response, json_dumps, json_response
 from .routing import Router, _Options
 from .templating import Templates
 
@@ -146,11 +144,20 @@ class App:
                 rv = self._dispatch(request)
             else:
                 rv = route.handler(request)
-            if type(rv) is str and not self.after_request_funcs:
-                body = rv.encode("utf-8")
-                head = http11.encode_simple_head(200, _HTML, len(body), request.keep_alive,
-                                                 request.http_version == "HTTP/1.1")
-                return head if request.method == "HEAD" else head + body
+            if not self.after_request_funcs:
+                kind = type(rv)
+                if kind is str:
+                    body = rv.encode("utf-8")
+                    content_type = _HTML
+                elif kind is dict or kind is list:
+                    body = json_dumps(rv).encode("utf-8")
+                    content_type = _JSON
+                else:
+                    body = None
+                if body is not None:
+                    head = http11.encode_simple_head(200, content_type, len(body), request.keep_alive,
+                                                     request.http_version == "HTTP/1.1")
+                    return head if request.method == "HEAD" else head + body
             response = self.make_response(rv)
             for func in self.after_request_funcs:
                 response = func(request, response)
@@ -229,8 +236,6 @@ class App:
             return response.encode(request)
         except Exception as second:
             log.exception("error while handling an error for %s %s", request.method, request.path)
-            if isinstance(second, ValueError) and "header" in str(second):
-                pass
             return self._plain_500(request)
 
     def _plain_500(self, request: Request) -> bytes:

@@ -256,8 +256,26 @@ class Response:
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
+def _make_json_dumps() -> Any:
+    """Compact JSON to str. The C encoder is built once here, not on every call as
+    ``json.dumps`` does (circular structures then end in RecursionError, a 500)."""
+    from json import encoder
+
+    def default(value: Any) -> Any:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    if encoder.c_make_encoder is None:  # pragma: no cover - CPython always has it
+        return _json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    make = encoder.c_make_encoder(None, default, encoder.encode_basestring, None, ":", ",", False, False, True)
+    join = "".join
+    return lambda value: join(make(value, 0))
+
+
+json_dumps = _make_json_dumps()
+
+
 def json_response(value: Any, status: int = 200) -> Response:
-    body = _json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = json_dumps(value).encode("utf-8")
     return Response(body, status, None, _JSON_TYPE)
 
 
