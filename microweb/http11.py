@@ -109,7 +109,6 @@ _FIELD_LINE = re.compile(
     rb"(" + _TOKEN + rb"):[ \t]*((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*"
 )
 _METHOD = re.compile(_TOKEN)
-_TARGET = re.compile(rb"[\x21-\x7e]+")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _HOST = re.compile(rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\x00-\x08\x0a-\x1f\x7f]*)?")
@@ -125,7 +124,8 @@ class HeaderBlock:
     request that sends identical fields.
     """
 
-    __slots__ = ("headers", "content_length", "chunked", "connection", "host", "expect_continue")
+    __slots__ = ("headers", "content_length", "chunked", "has_body", "connection", "keep_alive", "host",
+                 "expect_continue")
 
     def __init__(
         self,
@@ -135,11 +135,14 @@ class HeaderBlock:
         connection: str,
         host: str | None,
         expect_continue: bool,
+        is_http11: bool = True,
     ) -> None:
         self.headers = headers
         self.content_length = content_length
         self.chunked = chunked
+        self.has_body = chunked or content_length > 0
         self.connection = connection
+        self.keep_alive = _wants_keep_alive(connection, is_http11)
         self.host = host
         self.expect_continue = expect_continue
 
@@ -205,7 +208,7 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
         if expect.lower() != "100-continue":
             raise ProtocolError(417, "Unsupported expectation")
         expect_continue = is_http11
-    return HeaderBlock(headers, content_length, chunked, connection, host, expect_continue)
+    return HeaderBlock(headers, content_length, chunked, connection, host, expect_continue, is_http11)
 
 
 def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
@@ -222,7 +225,7 @@ class RequestParser:
 
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme",
-        "_buffer", "_last_block", "_last_parsed", "_pending", "_remaining",
+        "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
         "_body_parts", "_body_size", "_chunk_state",
     )
 
@@ -236,6 +239,7 @@ class RequestParser:
         self.scheme = scheme
         self._buffer = b""
         self._last_block = b"\x00"  # never equal to a real (validated) block
+        self._last_http11 = True
         self._last_parsed: HeaderBlock | None = None
         self._pending: Request | None = None  # request whose body is being read
         self._remaining = 0
@@ -309,11 +313,12 @@ class RequestParser:
             raise ProtocolError(400, "Bare LF in request head")
 
     def _parse_head(self, buf: bytes, pos: int, end: int, requests: list[Request]) -> int:
-        # RFC 9112 2.2: ignore empty lines before the request line.
-        while buf.startswith(b"\r\n", pos):
-            pos += 2
-            if pos > end:
-                return pos  # the CRLF CRLF was part of the leading empty lines
+        if buf.startswith(b"\r\n", pos):
+            # RFC 9112 2.2: ignore empty lines before the request line.
+            while buf.startswith(b"\r\n", pos):
+                pos += 2
+                if pos > end:
+                    return pos  # the CRLF CRLF was part of the leading empty lines
         line_end = buf.find(b"\r\n", pos)
         limits = self.limits
         if line_end - pos > limits.max_request_line:
@@ -323,7 +328,7 @@ class RequestParser:
         parts = buf[pos:line_end].split(b" ")
         if len(parts) != 3:
             raise ProtocolError(400, "Malformed request line")
-        method_b, target, version = parts
+        method_b, target_b, version = parts
         if version == b"HTTP/1.1":
             is_http11 = True
         elif version == b"HTTP/1.0":
@@ -337,44 +342,43 @@ class RequestParser:
             if _METHOD.fullmatch(method_b) is None:
                 raise ProtocolError(400, "Malformed method")
             method = method_b.decode("ascii")
-        if _TARGET.fullmatch(target) is None:
+        # A target is visible ASCII: no controls, DEL, spaces or bytes above 0x7e.
+        if not target_b.isascii():
+            raise ProtocolError(400, "Malformed request target")
+        target = target_b.decode("ascii")
+        if not target.isprintable() or not target:
             raise ProtocolError(400, "Malformed request target")
 
         block = buf[line_end + 2:end] if line_end < end else b""
-        if block == self._last_block:
+        if block == self._last_block and is_http11 is self._last_http11:
             parsed = self._last_parsed
             assert parsed is not None
         else:
-            if b"\r" in block.replace(b"\r\n", b"") or b"\n" in block.replace(b"\r\n", b""):
+            bare = block.replace(b"\r\n", b"")
+            if b"\r" in bare or b"\n" in bare:
                 raise ProtocolError(400, "Bare CR or LF in header section")
             parsed = parse_header_block(block, is_http11, limits)
             self._last_block = block
+            self._last_http11 = is_http11
             self._last_parsed = parsed
 
-        keep_alive = _wants_keep_alive(parsed.connection, is_http11)
-        request = Request(
-            method,
-            target.decode("ascii"),
-            "HTTP/1.1" if is_http11 else "HTTP/1.0",
-            parsed.headers,
-            keep_alive,
-            self.remote_addr,
-            self.scheme,
-        )
+        request = Request(method, target, "HTTP/1.1" if is_http11 else "HTTP/1.0", parsed.headers,
+                          parsed.keep_alive, self.remote_addr, self.scheme)
         pos = end + 4
-        if parsed.chunked:
-            self._start_body(request, CHUNKED)
-            self._chunk_state = _SIZE
-            if parsed.expect_continue:
-                self.interim = CONTINUE_RESPONSE
-        elif parsed.content_length:
-            self._start_body(request, BODY)
-            self._remaining = parsed.content_length
-            if parsed.expect_continue and len(buf) - pos < parsed.content_length:
-                self.interim = CONTINUE_RESPONSE
+        if parsed.has_body:
+            if parsed.chunked:
+                self._start_body(request, CHUNKED)
+                self._chunk_state = _SIZE
+                if parsed.expect_continue:
+                    self.interim = CONTINUE_RESPONSE
+            else:
+                self._start_body(request, BODY)
+                self._remaining = parsed.content_length
+                if parsed.expect_continue and len(buf) - pos < parsed.content_length:
+                    self.interim = CONTINUE_RESPONSE
         else:
             requests.append(request)
-            if not keep_alive:
+            if not parsed.keep_alive:
                 self.state = CLOSED
         return pos
 
