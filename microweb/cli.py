@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve an app: microweb run MODULE:ATTR")
     run.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute (default app)")
     add_server_options(run)
+    from .runner import add_run_options
+
+    add_run_options(run)
     routes = sub.add_parser("routes", help="print the route table: microweb routes MODULE:ATTR")
     routes.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute")
     return parser
@@ -88,25 +91,44 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
 
+def _check_target(obj: Any, spec: str) -> Any:
+    """A microweb App, or any other WSGI callable (served through ``WSGIAdapter``)."""
+    from .app import App
+
+    if isinstance(obj, App) or callable(obj):
+        return obj
+    raise UsageError(f"{spec} is a {type(obj).__name__}, not a microweb App or a WSGI application")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    app = _check_app(locate_app(args.app), args.app)
-    return serve(app.handle, args)
+    from . import runner
+
+    runner.check_run_options(args, UsageError)
+    if args.reload and not os.environ.get(runner.LISTEN_FD_ENV):
+        from .reload import run_with_reloader
+
+        return run_with_reloader(args, UsageError)
+    target = _check_target(locate_app(args.app), args.app)
+    return serve(runner.make_handler(target, args), args, target)
 
 
-def serve(handle: Any, args: argparse.Namespace) -> int:
+def serve(handle: Any, args: argparse.Namespace, target: Any = None) -> int:
+    from . import runner
     from .reactor import Server
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"port must be between 0 and 65535, got {args.port}")
     try:
-        server = Server(handle, host=args.host, port=args.port)
+        server = Server.create(handle, host=args.host, port=args.port, **runner.server_options(args))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(f"port {args.port} on {args.host} is already in use") from None
         if exc.errno == errno.EACCES:
             raise UsageError(f"permission denied to listen on {args.host}:{args.port}") from None
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
+    if hasattr(handle, "set_address"):  # a WSGI app: SERVER_NAME/SERVER_PORT are the real ones
+        handle.set_address(*server.address)
+    print(runner.banner(server.url, target, args), flush=True)
     server.serve_forever()
     return 0
 

@@ -274,6 +274,12 @@ class Request:
             raise RuntimeError("this request is not being handled by an App")
         return self.app.render_template(name, request=self, **context)
 
+    def url_for(self, endpoint: str, /, _external: bool = False, **params: Any) -> str:
+        """``app.url_for`` with this request: ``_external=True`` gives the public URL (proxy-aware)."""
+        if self.app is None:
+            raise RuntimeError("this request is not being handled by an App")
+        return self.app.url_for(endpoint, _external=_external, _request=self, **params)
+
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "")
