@@ -268,6 +268,12 @@ class Request:
             self._form, self._files = parse_form(self)
         return self._files
 
+    def render_template(self, name: str, /, **context: Any) -> str:
+        """Render the template ``name`` of this request's app, with ``request`` in the context."""
+        if self.app is None:
+            raise RuntimeError("this request is not being handled by an App")
+        return self.app.render_template(name, request=self, **context)
+
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "")

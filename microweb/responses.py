@@ -77,15 +77,23 @@ class BodySource:
 class StreamBody(BodySource):
     """A body produced by an iterator of ``bytes``/``str``; chunked unless ``chunked`` is False."""
 
-    __slots__ = ("iterator", "chunked")
+    __slots__ = ("iterator", "chunked", "first")
 
-    def __init__(self, head: bytes, keep_alive: bool, iterator: Iterator[Any], chunked: bool) -> None:
+    def __init__(self, head: bytes, keep_alive: bool, iterator: Iterator[Any], chunked: bool,
+                 first: Any = None) -> None:
         super().__init__(head, keep_alive)
         self.iterator = iterator
         self.chunked = chunked
+        self.first = first  # the item already taken from the iterator, sent before the rest
 
     def next_piece(self) -> bytes | None:
         """The next bytes to send (already chunk-framed), or None at the end."""
+        first = self.first
+        if first is not None:
+            self.first = None
+            data = first.encode("utf-8") if isinstance(first, str) else bytes(first)
+            if data:
+                return http11.encode_chunk(data) if self.chunked else data
         for item in self.iterator:
             data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
             if not data:
@@ -222,15 +230,23 @@ class Response:
     def encode_stream(self, request: Request, headers: list[tuple[str, str]], keep_alive: bool, http11_: bool,
                       head_only: bool) -> bytes | BodySource:
         iterator = iter(self.body)  # type: ignore[arg-type]
-        if not http11_:
-            keep_alive = request.keep_alive = False
-        head = http11.encode_head(self.status, headers, None, keep_alive, http11_)
         if head_only:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
-            return head
-        return StreamBody(head, keep_alive, iterator, chunked=http11_)
+            if not http11_:
+                keep_alive = request.keep_alive = False
+            return http11.encode_head(self.status, headers, None, keep_alive, http11_)
+        # Take the first piece now, before the head is committed: a generator that fails
+        # at once still gets a proper 500 page, and one that yields nothing an empty body.
+        try:
+            first = next(iterator)
+        except StopIteration:
+            return http11.encode_head(self.status, headers, 0, keep_alive, http11_)
+        if not http11_:
+            keep_alive = request.keep_alive = False
+        head = http11.encode_head(self.status, headers, None, keep_alive, http11_)
+        return StreamBody(head, keep_alive, iterator, http11_, first)
 
     def __repr__(self) -> str:
         return f"<Response {self.status}>"
