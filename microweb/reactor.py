@@ -14,7 +14,7 @@ passed to the application callable (``handle(request) -> bytes | BodySource``),
 and all the responses to one read are joined and leave in one ``send``.
 
 Writing is optimistic: we send at once, and only what the kernel does not take
-goes to the connection's ``outbox`` (a deque of bytes and body sources), with
+goes to the connection's ``outbox`` (a short list of bytes and body sources), with
 ``EVENT_WRITE`` registered until the outbox drains. A ``BodySource`` is either a
 stream (an iterator pulled a few pieces at a time, so one endless stream cannot
 starve the others) or a file region sent with ``os.sendfile`` in bounded steps.
@@ -46,7 +46,6 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
 from typing import Any, Callable
 
 from . import http11
@@ -82,7 +81,7 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.parser = parser
-        self.outbox: deque[Any] = deque()
+        self.outbox: list[Any] = []  # a list, not a deque: smaller, and it rarely holds more than two
         self.pending_bytes = 0  # bytes in the outbox (not counting body sources)
         self.deadline = 0.0
         self.timer_slot = 0
@@ -409,7 +408,7 @@ class Server:
             if sent < len(item):
                 outbox[0] = memoryview(item)[sent:]
                 break
-            outbox.popleft()
+            outbox.pop(0)
         if outbox:
             if progressed:
                 conn.deadline = self.now + self.write_timeout
@@ -443,9 +442,9 @@ class Server:
                 self._close(conn)
                 return None
             if piece is None:
-                outbox.popleft()
+                outbox.pop(0)
                 if source.chunked:
-                    outbox.appendleft(http11.LAST_CHUNK)
+                    outbox.insert(0, http11.LAST_CHUNK)
                     conn.pending_bytes += len(http11.LAST_CHUNK)
                 return True
             try:
@@ -457,7 +456,7 @@ class Server:
                 return None
             if sent < len(piece):
                 rest = memoryview(piece)[sent:]
-                outbox.appendleft(rest)  # the stream waits right behind its unsent piece
+                outbox.insert(0, rest)  # the stream waits right behind its unsent piece
                 conn.pending_bytes += len(rest)
                 return False
         return False
@@ -485,7 +484,7 @@ class Server:
         if body.remaining > 0:
             return False
         body.close()
-        conn.outbox.popleft()
+        conn.outbox.pop(0)
         return True
 
     def _send_file_plain(self, conn: Connection, body: FileBody) -> bool | None:
@@ -507,7 +506,7 @@ class Server:
             if sent < len(data):
                 return False
         body.close()
-        conn.outbox.popleft()
+        conn.outbox.pop(0)
         return True
 
     def _set_events(self, conn: Connection, events: int) -> None:

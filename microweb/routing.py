@@ -9,7 +9,6 @@ wins whatever order the routes were registered in.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
@@ -60,7 +59,9 @@ class PathConverter(Converter):
 class UUIDConverter(Converter):
     regex = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-    def to_python(self, value: str) -> uuid.UUID:
+    def to_python(self, value: str) -> Any:
+        import uuid  # imported on first use: it costs start-up time and memory
+
         return uuid.UUID(value)
 
 
