@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve an app: microweb run MODULE:ATTR")
     run.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute (default app)")
     add_server_options(run)
+    routes = sub.add_parser("routes", help="print the route table: microweb routes MODULE:ATTR")
+    routes.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute")
     return parser
 
 
@@ -122,6 +124,27 @@ def serve(handle: Any, args: argparse.Namespace) -> int:
     print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
     server.serve_forever()
     return 0
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    app = _check_app(locate_app(args.app), args.app)
+    print(format_routes(app))
+    return 0
+
+
+def format_routes(app: Any) -> str:
+    """The route table in the order the router tries it: literal paths, then dynamic rules, then static files."""
+    router = app.router
+    literal = [r for r in router.routes if r.is_literal]
+    rows = [("METHODS", "PATH", "ENDPOINT")]
+    for route in literal + list(router.dynamic):
+        rows.append((", ".join(sorted(route.methods)), route.rule, route.name))
+    if app.static_folder is not None:
+        rows.append(("GET, HEAD", f"{app.static_url_path}/<path:filename>", f"(static files: {app.static_folder})"))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{m:<{widths[0]}}  {p:<{widths[1]}}  {e}" for m, p, e in rows)
+
+
 
 
 # -- limits and hardening flags (README "Limits and hardening") ------------------
@@ -200,7 +223,8 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-COMMANDS = {"run": cmd_run}
+
+COMMANDS = {"run": cmd_run, "routes": cmd_routes}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

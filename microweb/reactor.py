@@ -14,7 +14,7 @@ passed to the application callable (``handle(request) -> bytes | BodySource``),
 and all the responses to one read are joined and leave in one ``send``.
 
 Writing is optimistic: we send at once, and only what the kernel does not take
-goes to the connection's ``outbox`` (a deque of bytes and body sources), with
+goes to the connection's ``outbox`` (a short list of bytes and body sources), with
 ``EVENT_WRITE`` registered until the outbox drains. A ``BodySource`` is either a
 stream (an iterator pulled a few pieces at a time, so one endless stream cannot
 starve the others) or a file region sent with ``os.sendfile`` in bounded steps.
@@ -84,7 +84,7 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.parser = parser
-        self.outbox: deque[Any] = deque()
+        self.outbox: list[Any] = []  # a list, not a deque: smaller, and it rarely holds more than two
         self.pending_bytes = 0  # bytes in the outbox (not counting body sources)
         self.deadline = 0.0
         self.timer_slot = 0
@@ -140,8 +140,8 @@ class Server:
         self.write_timeout = write_timeout
         self.graceful_timeout = graceful_timeout
         self.high_water = high_water
-        self.limits = limits or Limits()
-        _apply_limit_options(self.limits, max_request_line, max_header_size, max_header_count, max_body_size)
+        self.limits = _limits_with(limits or Limits(), max_request_line, max_header_size, max_header_count,
+                                   max_body_size)
         self.min_body_rate = min_body_rate
         self.max_connections = max_connections if max_connections is not None else default_max_connections()
         self.max_requests_per_connection = max_requests_per_connection
@@ -608,7 +608,7 @@ class Server:
             if sent < len(item):
                 outbox[0] = memoryview(item)[sent:]
                 break
-            outbox.popleft()
+            outbox.pop(0)
         if outbox:
             if progressed:
                 conn.deadline = self.now + self.write_timeout
@@ -642,9 +642,9 @@ class Server:
                 self._close(conn)
                 return None
             if piece is None:
-                outbox.popleft()
+                outbox.pop(0)
                 if source.chunked:
-                    outbox.appendleft(http11.LAST_CHUNK)
+                    outbox.insert(0, http11.LAST_CHUNK)
                     conn.pending_bytes += len(http11.LAST_CHUNK)
                 return True
             try:
@@ -656,7 +656,7 @@ class Server:
                 return None
             if sent < len(piece):
                 rest = memoryview(piece)[sent:]
-                outbox.appendleft(rest)  # the stream waits right behind its unsent piece
+                outbox.insert(0, rest)  # the stream waits right behind its unsent piece
                 conn.pending_bytes += len(rest)
                 return False
         return False
@@ -684,7 +684,7 @@ class Server:
         if body.remaining > 0:
             return False
         body.close()
-        conn.outbox.popleft()
+        conn.outbox.pop(0)
         return True
 
     def _send_file_plain(self, conn: Connection, body: FileBody) -> bool | None:
@@ -706,7 +706,7 @@ class Server:
             if sent < len(data):
                 return False
         body.close()
-        conn.outbox.popleft()
+        conn.outbox.pop(0)
         return True
 
     def _set_events(self, conn: Connection, events: int) -> None:
@@ -778,16 +778,17 @@ def _internal_error(request: Request) -> bytes:
     return head if request.method == "HEAD" else head + body
 
 
-def _apply_limit_options(limits: Limits, max_request_line: int | None, max_header_size: int | None,
-                         max_header_count: int | None, max_body_size: int | None) -> None:
-    if max_request_line is not None:
-        limits.max_request_line = max_request_line
-    if max_header_size is not None:
-        limits.max_header_size = max_header_size
-    if max_header_count is not None:
-        limits.max_header_count = max_header_count
-    if max_body_size is not None:
-        limits.max_body_size = max_body_size
+def _limits_with(limits: Limits, max_request_line: int | None, max_header_size: int | None,
+                 max_header_count: int | None, max_body_size: int | None) -> Limits:
+    """``limits``, or a copy with the given sizes changed (the keywords of ``Server``)."""
+    if max_request_line is None and max_header_size is None and max_header_count is None and max_body_size is None:
+        return limits
+    return Limits(
+        limits.max_request_line if max_request_line is None else max_request_line,
+        limits.max_header_size if max_header_size is None else max_header_size,
+        limits.max_header_count if max_header_count is None else max_header_count,
+        limits.max_body_size if max_body_size is None else max_body_size,
+    )
 
 
 FD_HEADROOM = 64  # descriptors kept free for files being sent, logs, templates

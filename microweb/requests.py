@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json as _json
 from typing import Any, Iterable, Iterator, Mapping
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_plus
 
 __all__ = ["Headers", "MultiDict", "Request"]
 
@@ -121,6 +121,22 @@ class MultiDict(dict):  # type: ignore[type-arg]
         return [(k, v) for k, vs in self._lists.items() for v in vs]
 
 
+def parse_query(query: str) -> MultiDict:
+    """Parse a query string (``a=1&b=2&a=3``) into a multi-dict; ``+`` and ``%XX`` decoded."""
+    args = MultiDict()
+    if not query:
+        return args
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            key = unquote_plus(key)
+            value = unquote_plus(value)
+        args.add(key, value)
+    return args
+
+
 def _split_target(target: str) -> tuple[str, str]:
     """Split a request target into its decoded path and raw query string."""
     path, _, query = target.partition("?")
@@ -184,7 +200,7 @@ class Request:
     def args(self) -> MultiDict:
         """The query string parsed into a multi-dict."""
         if self._args is None:
-            self._args = MultiDict(parse_qsl(self.query_string, keep_blank_values=True))
+            self._args = parse_query(self.query_string)
         return self._args
 
     @property
@@ -251,6 +267,12 @@ class Request:
 
             self._form, self._files = parse_form(self)
         return self._files
+
+    def render_template(self, name: str, /, **context: Any) -> str:
+        """Render the template ``name`` of this request's app, with ``request`` in the context."""
+        if self.app is None:
+            raise RuntimeError("this request is not being handled by an App")
+        return self.app.render_template(name, request=self, **context)
 
     @property
     def content_type(self) -> str:

@@ -9,7 +9,6 @@ wins whatever order the routes were registered in.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
@@ -36,14 +35,14 @@ class StringConverter(Converter):
 
 
 class IntConverter(Converter):
-    regex = r"\d+"
+    regex = r"[0-9]+"
 
     def to_python(self, value: str) -> int:
         return int(value)
 
 
 class FloatConverter(Converter):
-    regex = r"-?\d+(?:\.\d+)?"
+    regex = r"-?[0-9]+(?:\.[0-9]+)?"
 
     def to_python(self, value: str) -> float:
         return float(value)
@@ -60,7 +59,9 @@ class PathConverter(Converter):
 class UUIDConverter(Converter):
     regex = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-    def to_python(self, value: str) -> uuid.UUID:
+    def to_python(self, value: str) -> Any:
+        import uuid  # imported on first use: it costs start-up time and memory
+
         return uuid.UUID(value)
 
 
@@ -79,7 +80,8 @@ _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*):)?(?P<name>[a-zA-Z_][
 class Route:
     """One registered rule: its methods, its handler and how to match and build it."""
 
-    __slots__ = ("rule", "methods", "handler", "name", "regex", "converters", "parts", "sort_key", "is_literal")
+    __slots__ = ("rule", "methods", "handler", "name", "regex", "converters", "parts", "sort_key", "is_literal",
+                 "first_segment", "_conversions")
 
     def __init__(self, rule: str, methods: set[str], handler: Callable[..., Any], name: str) -> None:
         if not rule.startswith("/"):
@@ -116,6 +118,11 @@ class Route:
             pattern.append(re.escape(rule[pos:]))
         pattern.append("$")
         self.is_literal = not self.converters
+        # (name, to_python) for every converter that changes the matched text.
+        self._conversions = [(n, c.to_python) for n, c in self.converters.items()
+                             if type(c).to_python is not Converter.to_python]
+        first = rule[1:].split("/", 1)[0]
+        self.first_segment = first if "<" not in first and "/" in rule[1:] else None
         self.regex = re.compile("".join(pattern))
         for segment in rule.strip("/").split("/"):
             m = _PARAM.search(segment)
@@ -130,10 +137,10 @@ class Route:
         m = self.regex.match(path)
         if m is None:
             return None
-        params: dict[str, Any] = {}
-        for name, raw in m.groupdict().items():
+        params: dict[str, Any] = m.groupdict()
+        for name, to_python in self._conversions:
             try:
-                params[name] = self.converters[name].to_python(raw)
+                params[name] = to_python(params[name])
             except ValueError:
                 return None
         return params
@@ -162,6 +169,9 @@ class Router:
     def __init__(self) -> None:
         self.literal: dict[str, dict[str, Route]] = {}
         self.dynamic: list[Route] = []
+        # Dynamic routes whose first segment is literal, by that segment; the rest after them.
+        self._by_first: dict[str, list[Route]] = {}
+        self._open_first: list[Route] = []
         self.by_name: dict[str, Route] = {}
         self.routes: list[Route] = []
 
@@ -190,6 +200,13 @@ class Router:
         else:
             self.dynamic.append(route)
             self.dynamic.sort(key=lambda r: r.sort_key)
+            self._by_first = {}
+            self._open_first = []
+            for r in self.dynamic:
+                if r.first_segment is None:
+                    self._open_first.append(r)
+                else:
+                    self._by_first.setdefault(r.first_segment, []).append(r)
         return route
 
     def allowed_methods(self, path: str) -> set[str]:
@@ -214,7 +231,17 @@ class Router:
             if route is not None:
                 return route, {}
         allowed: set[str] = set(table) if table else set()
-        for route in self.dynamic:
+        slash = path.find("/", 1)
+        if slash > 0:
+            candidates = self._by_first.get(path[1:slash])
+            if candidates is not None:
+                for route in candidates:
+                    params = route.match(path)
+                    if params is not None:
+                        if method in route.methods:
+                            return route, params
+                        allowed |= route.methods
+        for route in self._open_first:
             params = route.match(path)
             if params is not None:
                 if method in route.methods:
