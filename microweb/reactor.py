@@ -39,6 +39,7 @@ connection is left or the grace period ends.
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import selectors
@@ -222,6 +223,10 @@ class Server:
         flush = self._flush
         monotonic = time.monotonic
         next_tick = int(self.now) + 1
+        # Objects made at start-up live as long as the server: keep them out of every
+        # future garbage collection, so a full collection costs less (and p99 with it).
+        gc.collect()
+        gc.freeze()
         self.started.set()
         try:
             while True:
