@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
-from .errors import MethodNotAllowed, NotFound, RequestRedirect
+from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 
 __all__ = ["Converter", "Route", "Router", "CONVERTERS"]
 
@@ -73,6 +73,8 @@ CONVERTERS: dict[str, type[Converter]] = {
     "path": PathConverter,
     "uuid": UUIDConverter,
 }
+
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*):)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 
@@ -247,6 +249,9 @@ class Router:
                 if method in route.methods:
                     return route, params
                 allowed |= route.methods
+        if method not in STANDARD_METHODS and not any(method in r.methods for r in self.routes):
+            # RFC 9110 15.6.2: a method the server does not implement at all is 501, not 404/405.
+            raise HTTPError(501, f"Method {method} is not implemented")
         if allowed:
             if method == "OPTIONS":
                 raise _Options(sorted(allowed | {"OPTIONS"}))
