@@ -320,9 +320,21 @@ class App:
     # -- running --------------------------------------------------------------
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-        """Serve this app until SIGINT or SIGTERM (see ``microweb.server.Server`` for options)."""
+        """Serve this app until SIGINT or SIGTERM.
+
+        ``options`` are ``microweb.reactor.Server``'s keywords (limits, timeouts,
+        ``max_connections``, ``threads``; README "Limits and hardening") plus ``workers``.
+        """
         from .reactor import Server
 
+        workers = options.pop("workers", 0)
+        if workers:  # --workers N: a supervisor and N forked processes (see workers.py)
+            from .workers import run_workers
+
+            run_workers(self.handle, host, port, workers,
+                        on_listening=lambda url: print(f"microweb serving on {url} with {workers} workers", flush=True),
+                        **options)
+            return
         server = Server(self.handle, host=host, port=port, **options)
         print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
         server.serve_forever()

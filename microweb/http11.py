@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import re
 import time
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Iterable
 
@@ -60,6 +59,7 @@ __all__ = [
     "CONTINUE_RESPONSE",
     "refresh_date",
     "reason_phrase",
+    "http_date",
 ]
 
 
@@ -75,7 +75,7 @@ class ProtocolError(Exception):
 class Limits:
     """Size limits enforced while parsing (defaults as documented in the README)."""
 
-    __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size")
+    __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size", "shared_blocks")
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class Limits:
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.max_body_size = max_body_size
+        self.shared_blocks: dict[tuple[bytes, bool], HeaderBlock] = {}
 
 
 DEFAULT_LIMITS = Limits()
@@ -114,6 +115,7 @@ _HOST = re.compile(rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\x00-\x08\x0a-\x1f\x7f]*)?")
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_PARTS: list[bytes] = []  # shared placeholder while no body is being read (never appended to)
 LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -125,7 +127,7 @@ class HeaderBlock:
     """
 
     __slots__ = ("headers", "content_length", "chunked", "has_body", "connection", "keep_alive", "host",
-                 "expect_continue")
+                 "expect_continue", "raw")
 
     def __init__(
         self,
@@ -145,6 +147,7 @@ class HeaderBlock:
         self.keep_alive = _wants_keep_alive(connection, is_http11)
         self.host = host
         self.expect_continue = expect_continue
+        self.raw: bytes | None = None  # the field block, when this is shared between connections
 
 
 def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderBlock:
@@ -220,6 +223,16 @@ def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
     return is_http11 or "keep-alive" in tokens
 
 
+# ``Limits.shared_blocks`` holds validated header blocks shared by all the parsers
+# that use those limits, keyed by (raw bytes, is HTTP/1.1): clients send the same
+# fields again and again, so most requests skip field parsing, and 10,000 idle
+# connections that sent the same fields hold one parsed copy, not 10,000. It lives
+# on the Limits because a block is valid only under the limits it was checked with.
+# Bounded: only small blocks, and cleared when full.
+_SHARED_BLOCKS_MAX = 512
+_SHARED_BLOCK_MAX_SIZE = 2048
+
+
 class RequestParser:
     """Per-connection request parser: ``receive(data) -> [Request, ...]``."""
 
@@ -243,7 +256,7 @@ class RequestParser:
         self._last_parsed: HeaderBlock | None = None
         self._pending: Request | None = None  # request whose body is being read
         self._remaining = 0
-        self._body_parts: list[bytes] = []
+        self._body_parts: list[bytes] = _NO_PARTS
         self._body_size = 0
         self._chunk_state = _SIZE
 
@@ -354,11 +367,19 @@ class RequestParser:
             parsed = self._last_parsed
             assert parsed is not None
         else:
-            bare = block.replace(b"\r\n", b"")
-            if b"\r" in bare or b"\n" in bare:
-                raise ProtocolError(400, "Bare CR or LF in header section")
-            parsed = parse_header_block(block, is_http11, limits)
-            self._last_block = block
+            shared = limits.shared_blocks
+            parsed = shared.get((block, is_http11))
+            if parsed is None:
+                bare = block.replace(b"\r\n", b"")
+                if b"\r" in bare or b"\n" in bare:
+                    raise ProtocolError(400, "Bare CR or LF in header section")
+                parsed = parse_header_block(block, is_http11, limits)
+                if len(block) <= _SHARED_BLOCK_MAX_SIZE:
+                    if len(shared) >= _SHARED_BLOCKS_MAX:
+                        shared.clear()
+                    shared[(block, is_http11)] = parsed
+                    parsed.raw = block
+            self._last_block = parsed.raw if parsed.raw is not None else block
             self._last_http11 = is_http11
             self._last_parsed = parsed
 
@@ -394,7 +415,7 @@ class RequestParser:
         parts = self._body_parts
         request.body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._pending = None
-        self._body_parts = []
+        self._body_parts = _NO_PARTS
         requests.append(request)
         self.state = HEAD if request.keep_alive else CLOSED
 
@@ -499,6 +520,17 @@ def _status_line(status: int) -> bytes:
     return line
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(timestamp: float) -> str:
+    """An IMF-fixdate (RFC 9110 5.6.7): ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    t = time.gmtime(timestamp)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 _date_header = b""
 _date_second = 0
 
@@ -511,7 +543,7 @@ def refresh_date(now: float | None = None) -> None:
     second = int(now)
     if second != _date_second:
         _date_second = second
-        _date_header = b"Server: microweb\r\nDate: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
+        _date_header = b"Server: microweb\r\nDate: " + http_date(second).encode("ascii") + b"\r\n"
 
 
 refresh_date()

@@ -88,6 +88,12 @@ class MultiDict(dict):  # type: ignore[type-arg]
         for key, value in pairs:
             self.add(key, value)
 
+    def __missing__(self, key: str) -> Any:
+        # ``request.form["x"]`` with no x is the client's mistake: 400, as Flask users expect.
+        from .errors import BadRequestKeyError
+
+        raise BadRequestKeyError(key)
+
     def add(self, key: str, value: Any) -> None:
         if key not in self._lists:
             self._lists[key] = []

@@ -11,7 +11,6 @@ import json as _json
 import mimetypes
 import os
 import time
-from email.utils import formatdate
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
@@ -186,7 +185,7 @@ class Response:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             if isinstance(expires, (int, float)):
-                expires = formatdate(expires, usegmt=True)
+                expires = http11.http_date(expires)
             parts.append(f"Expires={expires}")
         if domain:
             parts.append(f"Domain={domain}")
@@ -318,7 +317,7 @@ class FileResponse(Response):
             headers = [(k, v) for k, v in self.header_items() if k.lower() not in _FRAMING]
             names = {k.lower() for k, _ in headers}
             if "last-modified" not in names:
-                headers.append(("Last-Modified", formatdate(st.st_mtime, usegmt=True)))
+                headers.append(("Last-Modified", http11.http_date(st.st_mtime)))
             if self.download_name and "content-disposition" not in names:
                 headers.append(("Content-Disposition", f"attachment; filename*=UTF-8''{quote(self.download_name)}"))
             head = http11.encode_head(self.status, headers, st.st_size, keep_alive, http11_)
@@ -332,19 +331,21 @@ class FileResponse(Response):
 
 
 _TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml", "application/xml")
-mimetypes.add_type("text/javascript", ".js")
-mimetypes.add_type("text/javascript", ".mjs")
-mimetypes.add_type("text/css", ".css")
-mimetypes.add_type("image/svg+xml", ".svg")
-mimetypes.add_type("application/wasm", ".wasm")
-mimetypes.add_type("image/webp", ".webp")
-mimetypes.add_type("font/woff2", ".woff2")
-mimetypes.add_type("font/woff", ".woff")
-mimetypes.add_type("application/manifest+json", ".webmanifest")
+_EXTRA_TYPES = {
+    ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
+    ".wasm": "application/wasm", ".webp": "image/webp", ".woff2": "font/woff2", ".woff": "font/woff",
+    ".webmanifest": "application/manifest+json", ".avif": "image/avif",
+}
+_types_ready = False
 
 
 def guess_type(path: str) -> str:
     """The Content-Type for a file name, with ``charset=utf-8`` for text types."""
+    global _types_ready
+    if not _types_ready:  # read the system's tables on first use, not at import
+        for ext, type_ in _EXTRA_TYPES.items():
+            mimetypes.add_type(type_, ext)
+        _types_ready = True
     content_type, _ = mimetypes.guess_type(path, strict=False)
     if content_type is None:
         return "application/octet-stream"
@@ -354,4 +355,4 @@ def guess_type(path: str) -> str:
 
 
 def http_date(timestamp: float | None = None) -> str:
-    return formatdate(time.time() if timestamp is None else timestamp, usegmt=True)
+    return http11.http_date(time.time() if timestamp is None else timestamp)

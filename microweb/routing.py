@@ -9,11 +9,10 @@ wins whatever order the routes were registered in.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
-from .errors import MethodNotAllowed, NotFound, RequestRedirect
+from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 
 __all__ = ["Converter", "Route", "Router", "CONVERTERS"]
 
@@ -60,7 +59,9 @@ class PathConverter(Converter):
 class UUIDConverter(Converter):
     regex = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-    def to_python(self, value: str) -> uuid.UUID:
+    def to_python(self, value: str) -> Any:
+        import uuid  # imported on first use: it costs start-up time and memory
+
         return uuid.UUID(value)
 
 
@@ -72,6 +73,8 @@ CONVERTERS: dict[str, type[Converter]] = {
     "path": PathConverter,
     "uuid": UUIDConverter,
 }
+
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*):)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 
@@ -246,6 +249,9 @@ class Router:
                 if method in route.methods:
                     return route, params
                 allowed |= route.methods
+        if method not in STANDARD_METHODS and not any(method in r.methods for r in self.routes):
+            # RFC 9110 15.6.2: a method the server does not implement at all is 501, not 404/405.
+            raise HTTPError(501, f"Method {method} is not implemented")
         if allowed:
             if method == "OPTIONS":
                 raise _Options(sorted(allowed | {"OPTIONS"}))

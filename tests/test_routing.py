@@ -207,3 +207,43 @@ def test_explicit_head_route_wins_over_automatic_head() -> None:
 
     r = app.test_client().head("/h")
     assert r.headers.get("x-head") == "explicit"
+
+
+def test_cli_routes_prints_the_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli
+
+    (tmp_path / "mysite.py").write_text(
+        "from microweb import App\n"
+        "app = App(static_folder='public', static_url_path='/assets')\n"
+        "@app.get('/users/<int:uid>')\n"
+        "def user(request, uid): return ''\n"
+        "@app.route('/', methods=['GET', 'POST'], name='home')\n"
+        "def index(request): return ''\n"
+        "@app.delete('/users/me')\n"
+        "def delete_me(request): return ''\n"
+        "@app.get('/<path:anything>')\n"
+        "def catch_all(request, anything): return ''\n"
+    )
+    result = run_cli("routes", "mysite:app", cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert lines[0] == ["METHODS", "PATH", "ENDPOINT"]
+    # In the order the router tries them: literal paths, dynamic rules by priority, static files last.
+    assert lines[1] == ["GET,", "HEAD,", "POST", "/", "home"]
+    assert lines[2] == ["DELETE", "/users/me", "delete_me"]
+    assert lines[3] == ["GET,", "HEAD", "/users/<int:uid>", "user"]
+    assert lines[4] == ["GET,", "HEAD", "/<path:anything>", "catch_all"]
+    assert lines[5][:3] == ["GET,", "HEAD", "/assets/<path:filename>"]
+    assert result.stdout.splitlines()[5].endswith(f"(static files: {tmp_path / 'public'})")
+
+
+def test_cli_routes_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_cli
+
+    (tmp_path / "notapp.py").write_text("app = 42\n")
+    for args, message in ((("routes", "nosuchmodule:app"), "cannot find module"),
+                          (("routes", "notapp:app"), "not a microweb App"),
+                          (("routes",), "MODULE:ATTR")):
+        result = run_cli(*args, cwd=str(tmp_path))
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
