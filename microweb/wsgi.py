@@ -145,11 +145,13 @@ def parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
 
 def _iter_stream(source: StreamBody) -> Iterator[bytes]:
     """The raw pieces of a stream (the WSGI server does its own chunk framing)."""
+    source.chunked = False
     try:
-        for item in source.iterator:
-            data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
-            if data:
-                yield data
+        while True:
+            piece = source.next_piece()
+            if piece is None:
+                return
+            yield piece
     finally:
         source.close()
 
