@@ -181,13 +181,10 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
             raise ProtocolError(400, "Invalid Transfer-Encoding")
         chunked = True
     elif lengths:
-        first = lengths[0]
-        for value in lengths:
-            if not value.isdigit() or not value.isascii():
-                raise ProtocolError(400, "Invalid Content-Length")
-            if value != first and int(value) != int(first):
+        content_length = _content_length(lengths[0])
+        for value in lengths[1:]:
+            if _content_length(value) != content_length:
                 raise ProtocolError(400, "Conflicting Content-Length values")
-        content_length = int(first)
         if content_length > limits.max_body_size:
             raise ProtocolError(413, "Request body too large")
     hosts = lookup("host")
@@ -206,6 +203,19 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
             raise ProtocolError(417, "Unsupported expectation")
         expect_continue = is_http11
     return HeaderBlock(headers, content_length, chunked, connection, host, expect_continue)
+
+
+def _content_length(value: str) -> int:
+    """A Content-Length value as an int: plain ASCII digits only."""
+    if not value.isdigit() or not value.isascii():
+        raise ProtocolError(400, "Invalid Content-Length")
+    if len(value) > 18:
+        # int() refuses more than 4300 digits (ValueError, not a ProtocolError) and any
+        # length of 19+ significant digits is far beyond every body limit anyway.
+        value = value.lstrip("0") or "0"
+        if len(value) > 18:
+            raise ProtocolError(413, "Request body too large")
+    return int(value)
 
 
 def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
