@@ -232,7 +232,7 @@ class RequestParser:
 
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme",
-        "_buffer", "_last_block", "_last_parsed", "_pending", "_remaining",
+        "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
         "_body_parts", "_body_size", "_chunk_state",
     )
 
@@ -246,6 +246,7 @@ class RequestParser:
         self.scheme = scheme
         self._buffer = b""
         self._last_block = b"\x00"  # never equal to a real (validated) block
+        self._last_http11 = True  # the version _last_block was validated for (Host, TE, Expect depend on it)
         self._last_parsed: HeaderBlock | None = None
         self._pending: Request | None = None  # request whose body is being read
         self._remaining = 0
@@ -351,7 +352,7 @@ class RequestParser:
             raise ProtocolError(400, "Malformed request target")
 
         block = buf[line_end + 2:end] if line_end < end else b""
-        if block == self._last_block:
+        if block == self._last_block and is_http11 is self._last_http11:
             parsed = self._last_parsed
             assert parsed is not None
         else:
@@ -359,6 +360,7 @@ class RequestParser:
                 raise ProtocolError(400, "Bare CR or LF in header section")
             parsed = parse_header_block(block, is_http11, limits)
             self._last_block = block
+            self._last_http11 = is_http11
             self._last_parsed = parsed
 
         keep_alive = _wants_keep_alive(parsed.connection, is_http11)
