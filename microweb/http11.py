@@ -472,6 +472,8 @@ class RequestParser:
                 line = buf[pos:eol]
                 pos = eol + 2
                 if not line:
+                    # The whole body came in this feed: no need to ask for it (RFC 9110 10.1.1).
+                    self.interim = b""
                     self._finish_body(requests)
                     return pos
                 if _FIELD_LINE.fullmatch(line) is None or b"\r" in line:
