@@ -548,6 +548,8 @@ def encode_head(
     False). For 1xx, 204 and 304 no framing header is written.
     Raises ``ValueError`` if a header name or value would split the response.
     """
+    if type(headers) is not list:
+        headers = list(headers)  # walked twice below: a generator would skip the name check
     lines = [f"{name}: {value}" for name, value in headers]
     if lines:
         text = "\r\n".join(lines)
