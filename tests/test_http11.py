@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -774,3 +775,47 @@ def test_response_connection_close_from_the_app_closes() -> None:
     out = Response(b"abc", headers={"Connection": "close"}).encode(request)
     assert isinstance(out, bytes) and b"Connection: close\r\n" in out
     assert request.keep_alive is False
+
+
+# -- input trickled in tiny reads costs linear time ---------------------------------
+
+
+def _trickle(parser: RequestParser, data: bytes) -> list[Request]:
+    out: list[Request] = []
+    for i in range(len(data)):
+        out.extend(parser.receive(data[i:i + 1]))
+    return out
+
+
+def test_large_head_trickled_byte_by_byte_is_linear_time() -> None:
+    # 60 KB of header fields, one byte per read: quadratic rescanning took ~10 s here.
+    fields = "|".join(f"X-{i}: " + "v" * 600 for i in range(99))
+    data = req(f"GET / HTTP/1.1|Host: h|{fields}")
+    started = time.perf_counter()
+    [request] = _trickle(RequestParser(), data)
+    assert time.perf_counter() - started < 3.0
+    assert len(request.headers) == 100
+
+
+def test_trailer_trickled_byte_by_byte_is_bounded() -> None:
+    parser = RequestParser()
+    parser.receive(_chunks(b"0\r\n"))
+    started = time.perf_counter()
+    _trickle(parser, b"X-T: " + b"a" * 60000)
+    assert time.perf_counter() - started < 3.0
+    assert parser.error is not None and parser.error.status == 431
+
+
+def test_trailer_section_total_is_limited_431() -> None:
+    assert rejected(_chunks(b"0\r\n" + b"X-T: a\r\n" * 10000 + b"\r\n")) == 431
+    [r], status = parse_every_way(_chunks(b"0\r\n" + b"X-T: a\r\n" * 100 + b"\r\n"))
+    assert status is None
+
+
+def test_head_split_across_reads_at_every_crlf_boundary() -> None:
+    data = req("GET / HTTP/1.1|Host: h|X-A: 1") + req("GET /2 HTTP/1.1|Host: h")
+    for cut in range(1, len(data)):
+        parser = RequestParser()
+        got = parser.receive(data[:cut]) + parser.receive(data[cut:])
+        assert [r.target for r in got] == ["/", "/2"], cut
+        assert parser.error is None
