@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .runner import add_run_options
 
     add_run_options(run)
+    new = sub.add_parser("new", help="create a new site: microweb new NAME")
+    new.add_argument("name", metavar="NAME", help="the directory to create")
     routes = sub.add_parser("routes", help="print the route table: microweb routes MODULE:ATTR")
     routes.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute")
     return parser
@@ -253,7 +255,19 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 
-COMMANDS = {"run": cmd_run, "routes": cmd_routes}
+def cmd_new(args: argparse.Namespace) -> int:
+    from .scaffold import create_project
+
+    try:
+        files = create_project(args.name)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"created {args.name}/: " + ", ".join(files))
+    print(f"next: cd {args.name} && microweb run app:app --debug --reload   (tests: python -m pytest -q)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "routes": cmd_routes, "new": cmd_new}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

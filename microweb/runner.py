@@ -97,6 +97,10 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
 
         options["ssl_context"] = make_ssl_context(certfile, getattr(args, "keyfile", None))
     fd = os.environ.pop(LISTEN_FD_ENV, None)
+    if not fd and os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS", "0") != "0":
+        fd = "3"  # systemd socket activation: the first passed socket is fd 3 (sd_listen_fds(3))
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            os.environ.pop(name, None)  # not for our children
     if fd:
         from .reactor import listener_from_fd
 

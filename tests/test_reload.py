@@ -87,3 +87,36 @@ def test_reload_restarts_without_refusing(tmp_path: Any) -> None:
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "changed, restarting" in err
+
+
+def test_systemd_socket_activation(tmp_path: Any) -> None:
+    """With LISTEN_PID/LISTEN_FDS set as systemd does, the server uses fd 3 instead of binding."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    (tmp_path / "sockapp.py").write_text(SOURCE.format(n="activated"))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, LISTEN_FDS="1")
+
+    def as_fd3() -> None:
+        os.dup2(fd, 3)  # (3 is in pass_fds too, or the close-fds step after this would close it)
+
+    proc = subprocess.Popen(
+        ["sh", "-c", f'LISTEN_PID=$$ exec "{sys.executable}" -m microweb run sockapp:app --port 1'],
+        cwd=str(tmp_path), env=env, preexec_fn=as_fd3, pass_fds=(3, fd), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    listener.close()  # only the server holds it now
+    try:
+        wait_for_port("127.0.0.1", port)
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "version activated"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}" in out

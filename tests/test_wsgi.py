@@ -391,3 +391,25 @@ def test_cli_runs_a_wsgi_app(tmp_path: Any) -> None:
     finally:
         stop_process(proc)  # type: ignore[arg-type]
     assert proc.returncode == 0
+
+
+def test_wsgi_app_in_threads_does_not_block_others(live_server: Callable[..., Any]) -> None:
+    """With a thread pool, a WSGI call that blocks for 1 s does not delay another client."""
+    import threading
+
+    def slow_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            time.sleep(1.0)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode() + b" " + str(environ["wsgi.multithread"]).encode()]
+
+    server = live_server(WSGIAdapter(slow_app, multithread=True), threads=4)
+    slow_result: list[str] = []
+    t = threading.Thread(target=lambda: slow_result.append(httpx.get(server.url + "/slow", timeout=10).text))
+    t.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    assert httpx.get(server.url + "/fast").text == "/fast True"
+    assert time.monotonic() - start < 0.5
+    t.join(10)
+    assert slow_result == ["/slow True"]
