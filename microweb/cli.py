@@ -52,7 +52,9 @@ def locate_app(spec: str) -> Any:
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as exc:
-            if exc.name and module_part.startswith(exc.name):
+            # Only the module asked for (or a package on its path) is "not found"; a missing
+            # module that the app itself imports is the app's error, shown with its traceback.
+            if exc.name and (exc.name == module_part or module_part.startswith(exc.name + ".")):
                 raise UsageError(f"cannot find module {module_part!r}") from None
             raise
     obj = module

@@ -404,13 +404,15 @@ class Server:
             self._on_peer_eof(conn)
             return
         requests = parser.receive(data)
-        if parser.interim:
-            self._write(conn, parser.interim)
-            parser.interim = b""
         if requests or parser.error is not None:
             self._respond(conn, requests)
             if conn.closed:
                 return
+        if parser.interim:
+            # The 100 Continue is for the request still waiting for its body, so it goes
+            # after the responses to the requests this read completed before it.
+            self._write(conn, parser.interim)
+            parser.interim = b""
         if parser.has_partial_input:
             if parser.state != http11.HEAD:
                 self._body_progress(conn, len(data))
