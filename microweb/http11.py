@@ -239,7 +239,7 @@ class RequestParser:
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme",
         "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
-        "_body_parts", "_body_size", "_chunk_state",
+        "_body_parts", "_body_size", "_chunk_state", "_scanned",
     )
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, remote_addr: str = "", scheme: str = "http") -> None:
@@ -259,6 +259,9 @@ class RequestParser:
         self._body_parts: list[bytes] = _NO_PARTS
         self._body_size = 0
         self._chunk_state = _SIZE
+        # Bytes at the front of a buffered partial head already searched and checked, so a
+        # head trickled in tiny reads costs linear, not quadratic, time.
+        self._scanned = 0
 
     @property
     def has_partial_input(self) -> bool:
@@ -276,15 +279,23 @@ class RequestParser:
             self.state = CLOSED
             return requests
         buf = self._buffer + data if self._buffer else data
+        scanned = self._scanned
         try:
             pos = 0
             while True:
                 state = self.state
                 if state == HEAD:
-                    end = buf.find(b"\r\n\r\n", pos)
-                    if end < 0:
-                        self._check_partial_head(buf, pos)
-                        break
+                    if scanned:  # resuming a partial head: search the new bytes only
+                        end = buf.find(b"\r\n\r\n", scanned - 3 if scanned > 3 else 0)
+                        if end < 0:
+                            self._check_partial_head(buf, pos, scanned)
+                            break
+                        scanned = self._scanned = 0
+                    else:
+                        end = buf.find(b"\r\n\r\n", pos)
+                        if end < 0:
+                            self._check_partial_head(buf, pos, pos)
+                            break
                     pos = self._parse_head(buf, pos, end, requests)
                 elif state == BODY:
                     pos = self._read_fixed_body(buf, pos, requests)
@@ -308,22 +319,31 @@ class RequestParser:
 
     # -- head -------------------------------------------------------------
 
-    def _check_partial_head(self, buf: bytes, pos: int) -> None:
-        """Reject an incomplete head early when it is already too big or malformed."""
+    def _check_partial_head(self, buf: bytes, pos: int, start: int) -> None:
+        """Reject an incomplete head early when it is already too big or malformed.
+
+        ``buf[pos:start]`` was checked by an earlier call; only what follows is scanned,
+        and the request line is looked for within its size limit only.
+        """
         size = len(buf) - pos
         if not size:
             return
         limits = self.limits
-        line_end = buf.find(b"\r\n", pos)
+        line_end = buf.find(b"\r\n", pos, pos + limits.max_request_line + 2)
         if line_end < 0:
             if size > limits.max_request_line:
                 raise ProtocolError(414, "Request line too long")
         elif size > limits.max_header_size + limits.max_request_line:
             raise ProtocolError(431, "Request header fields too large")
-        partial = buf[pos:] if pos else buf
-        lf = partial.count(b"\n")
-        if lf and lf != partial.count(b"\r\n"):
+        if start > pos:
+            new = buf[start - 1:]  # one byte back: a CRLF may straddle the reads
+            lf = new.count(b"\n") - (new[:1] == b"\n")  # that byte's LF, if it is one, was checked already
+        else:
+            new = buf[pos:] if pos else buf
+            lf = new.count(b"\n")
+        if lf and lf != new.count(b"\r\n"):
             raise ProtocolError(400, "Bare LF in request head")
+        self._scanned = size
 
     def _parse_head(self, buf: bytes, pos: int, end: int, requests: list[Request]) -> int:
         if buf.startswith(b"\r\n", pos):
@@ -444,6 +464,8 @@ class RequestParser:
                     if b"\n" in buf[pos:]:
                         raise ProtocolError(400, "Bare LF in chunk size line")
                     return pos
+                if eol - pos > 1024:  # the same cap whether the line came whole or in pieces
+                    raise ProtocolError(400, "Chunk size line too long")
                 m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
                 if m is None:
                     raise ProtocolError(400, "Invalid chunk size")
@@ -451,6 +473,7 @@ class RequestParser:
                 pos = eol + 2
                 if chunk == 0:
                     self._chunk_state = _TRAILERS
+                    self._remaining = 0  # counts the trailer section's bytes from here
                     continue
                 self._body_size += chunk
                 if self._body_size > self.limits.max_body_size:
@@ -475,13 +498,22 @@ class RequestParser:
                 pos += 2
                 self._chunk_state = _SIZE
             else:  # _TRAILERS: field lines until an empty line; validated, then dropped
-                eol = buf.find(b"\r\n", pos)
+                skip = self._scanned  # of a partial trailer line, bytes searched already
+                if skip:
+                    self._scanned = 0
+                    eol = buf.find(b"\r\n", pos + skip - 1)
+                else:
+                    eol = buf.find(b"\r\n", pos)
                 if eol < 0:
-                    if size - pos > self.limits.max_header_size:
+                    if size - pos + self._remaining > self.limits.max_header_size:
                         raise ProtocolError(431, "Trailer section too large")
-                    if b"\n" in buf[pos:]:
+                    if b"\n" in buf[pos + skip:]:
                         raise ProtocolError(400, "Bare LF in trailer section")
+                    self._scanned = size - pos
                     return pos
+                self._remaining += eol + 2 - pos
+                if self._remaining > self.limits.max_header_size:
+                    raise ProtocolError(431, "Trailer section too large")
                 line = buf[pos:eol]
                 pos = eol + 2
                 if not line:
