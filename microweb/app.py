@@ -14,6 +14,7 @@ from .requests import Request
 from .responses import BodySource, Response, json_dumps, json_response
 from .routing import Router, _Options
 from .templating import Templates
+from .wsgi import call_app as call_wsgi
 
 __all__ = ["App"]
 
@@ -119,9 +120,26 @@ class App:
 
         return decorator
 
-    def url_for(self, endpoint: str, **params: Any) -> str:
-        """Build the path of ``endpoint``; params not in the route become the query string."""
-        return self.router.url_for(endpoint, params)
+    def url_for(self, endpoint: str, _external: bool = False, _request: Request | None = None,
+                _scheme: str | None = None, _host: str | None = None, **params: Any) -> str:
+        """Build the path of ``endpoint``; params not in the route become the query string.
+
+        ``_external=True`` builds the full public URL from ``_request``'s scheme and host (which
+        a trusted proxy's ``X-Forwarded-Proto``/``-Host``/``Forwarded`` have already set), or
+        from ``_scheme``/``_host`` when given.
+        """
+        path = self.router.url_for(endpoint, params)
+        if not _external:
+            return path
+        if _request is not None:
+            scheme = _scheme or _request.scheme
+            host = _host or _request.host
+            prefix = (_request.environ or {}).get("SCRIPT_NAME", "") if _request.environ else ""
+        elif _host:
+            scheme, host, prefix = _scheme or "http", _host, ""
+        else:
+            raise ValueError("url_for(..., _external=True) needs _request=request (or _host=...)")
+        return f"{scheme}://{host}{prefix}{path}"
 
     def render_template(self, name: str, /, **context: Any) -> str:
         """Render the template ``name`` with ``context``; ``url_for`` is always there.
@@ -292,6 +310,12 @@ class App:
         if headers:
             response.headers.update(headers)
         return response
+
+    # -- WSGI -----------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI entry point: ``gunicorn module:app`` serves this App unchanged (see wsgi.py)."""
+        return call_wsgi(self, environ, start_response)
 
     # -- running --------------------------------------------------------------
 

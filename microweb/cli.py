@@ -52,7 +52,9 @@ def locate_app(spec: str) -> Any:
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as exc:
-            if exc.name and module_part.startswith(exc.name):
+            # Only the module asked for (or a package on its path) is "not found"; a missing
+            # module that the app itself imports is the app's error, shown with its traceback.
+            if exc.name and (exc.name == module_part or module_part.startswith(exc.name + ".")):
                 raise UsageError(f"cannot find module {module_part!r}") from None
             raise
     obj = module
@@ -78,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve an app: microweb run MODULE:ATTR")
     run.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute (default app)")
     add_server_options(run)
+    from .runner import add_run_options
+
+    add_run_options(run)
+    new = sub.add_parser("new", help="create a new site: microweb new NAME")
+    new.add_argument("name", metavar="NAME", help="the directory to create")
     routes = sub.add_parser("routes", help="print the route table: microweb routes MODULE:ATTR")
     routes.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute")
     return parser
@@ -89,25 +96,44 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     add_limit_options(parser)
 
 
+def _check_target(obj: Any, spec: str) -> Any:
+    """A microweb App, or any other WSGI callable (served through ``WSGIAdapter``)."""
+    from .app import App
+
+    if isinstance(obj, App) or callable(obj):
+        return obj
+    raise UsageError(f"{spec} is a {type(obj).__name__}, not a microweb App or a WSGI application")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    app = _check_app(locate_app(args.app), args.app)
-    return serve(app.handle, args)
+    from . import runner
+
+    runner.check_run_options(args, UsageError)
+    if args.reload and not os.environ.get(runner.LISTEN_FD_ENV):
+        from .reload import run_with_reloader
+
+        return run_with_reloader(args, UsageError)
+    target = _check_target(locate_app(args.app), args.app)
+    return serve(runner.make_handler(target, args), args, target)
 
 
-def serve(handle: Any, args: argparse.Namespace) -> int:
+def serve(handle: Any, args: argparse.Namespace, target: Any = None) -> int:
+    from . import runner
     from .reactor import Server
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"port must be between 0 and 65535, got {args.port}")
     options = limit_options(args)
     workers = options.pop("workers")
+    options.update(runner.server_options(args))
+    inherited = options.pop("sock", None)  # the listening socket a --reload supervisor holds
     try:
         if workers:
             from .reactor import create_listener
 
-            listener = create_listener(args.host, args.port)
+            listener = inherited or create_listener(args.host, args.port)
         else:
-            server = Server(handle, host=args.host, port=args.port, **options)
+            server = Server.create(handle, host=args.host, port=args.port, sock=inherited, **options)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(f"port {args.port} on {args.host} is already in use") from None
@@ -117,11 +143,16 @@ def serve(handle: Any, args: argparse.Namespace) -> int:
     if workers:
         from .workers import run_workers
 
+        if hasattr(handle, "set_address"):  # a WSGI app: SERVER_NAME/SERVER_PORT are the real ones
+            handle.set_address(*listener.getsockname()[:2])
+
         def listening(url: str) -> None:
             print(f"microweb serving on {url} with {workers} workers (press Ctrl+C to quit)", flush=True)
 
         return run_workers(handle, args.host, args.port, workers, sock=listener, on_listening=listening, **options)
-    print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
+    if hasattr(handle, "set_address"):
+        handle.set_address(*server.address)
+    print(runner.banner(server.url, target, args), flush=True)
     server.serve_forever()
     return 0
 
@@ -224,7 +255,19 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 
-COMMANDS = {"run": cmd_run, "routes": cmd_routes}
+def cmd_new(args: argparse.Namespace) -> int:
+    from .scaffold import create_project
+
+    try:
+        files = create_project(args.name)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"created {args.name}/: " + ", ".join(files))
+    print(f"next: cd {args.name} && microweb run app:app --debug --reload   (tests: python -m pytest -q)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "routes": cmd_routes, "new": cmd_new}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

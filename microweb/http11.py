@@ -114,6 +114,8 @@ _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _HOST = re.compile(rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\x00-\x08\x0a-\x1f\x7f]*)?")
 
+_MAX_TRAILER_LINE = 8192
+
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_PARTS: list[bytes] = []  # shared placeholder while no body is being read (never appended to)
 LAST_CHUNK = b"0\r\n\r\n"
@@ -187,13 +189,10 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
             raise ProtocolError(400, "Invalid Transfer-Encoding")
         chunked = True
     elif lengths:
-        first = lengths[0]
-        for value in lengths:
-            if not value.isdigit() or not value.isascii():
-                raise ProtocolError(400, "Invalid Content-Length")
-            if value != first and int(value) != int(first):
+        content_length = _content_length(lengths[0])
+        for value in lengths[1:]:
+            if _content_length(value) != content_length:
                 raise ProtocolError(400, "Conflicting Content-Length values")
-        content_length = int(first)
         if content_length > limits.max_body_size:
             raise ProtocolError(413, "Request body too large")
     hosts = lookup("host")
@@ -212,6 +211,19 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
             raise ProtocolError(417, "Unsupported expectation")
         expect_continue = is_http11
     return HeaderBlock(headers, content_length, chunked, connection, host, expect_continue, is_http11)
+
+
+def _content_length(value: str) -> int:
+    """A Content-Length value as an int: plain ASCII digits only."""
+    if not value.isdigit() or not value.isascii():
+        raise ProtocolError(400, "Invalid Content-Length")
+    if len(value) > 18:
+        # int() refuses more than 4300 digits (ValueError, not a ProtocolError) and any
+        # length of 19+ significant digits is far beyond every body limit anyway.
+        value = value.lstrip("0") or "0"
+        if len(value) > 18:
+            raise ProtocolError(413, "Request body too large")
+    return int(value)
 
 
 def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
@@ -239,7 +251,7 @@ class RequestParser:
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme",
         "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
-        "_body_parts", "_body_size", "_chunk_state", "_scanned",
+        "_body_parts", "_body_size", "_chunk_state",
     )
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, remote_addr: str = "", scheme: str = "http") -> None:
@@ -250,7 +262,7 @@ class RequestParser:
         self.limits = limits
         self.remote_addr = remote_addr
         self.scheme = scheme
-        self._buffer = b""
+        self._buffer: bytes | bytearray = b""
         self._last_block = b"\x00"  # never equal to a real (validated) block
         self._last_http11 = True
         self._last_parsed: HeaderBlock | None = None
@@ -259,9 +271,6 @@ class RequestParser:
         self._body_parts: list[bytes] = _NO_PARTS
         self._body_size = 0
         self._chunk_state = _SIZE
-        # Bytes at the front of a buffered partial head already searched and checked, so a
-        # head trickled in tiny reads costs linear, not quadratic, time.
-        self._scanned = 0
 
     @property
     def has_partial_input(self) -> bool:
@@ -278,24 +287,31 @@ class RequestParser:
                 self.error = ProtocolError(400, "Connection closed before the request was complete")
             self.state = CLOSED
             return requests
-        buf = self._buffer + data if self._buffer else data
-        scanned = self._scanned
         try:
+            buffered = self._buffer
+            if not buffered:
+                buf = data
+            elif self.state == HEAD:
+                # A head arriving in pieces grows one bytearray, and only the new bytes are
+                # searched and checked: a head trickled in byte by byte costs linear time.
+                if type(buffered) is not bytearray:
+                    buffered = self._buffer = bytearray(buffered)
+                old = len(buffered)
+                buffered += data
+                if buffered.find(b"\r\n\r\n", old - 3 if old > 3 else 0) < 0:
+                    self._check_partial_head(buffered, 0, old)
+                    return requests
+                buf = bytes(buffered)
+            else:
+                buf = buffered + data
             pos = 0
             while True:
                 state = self.state
                 if state == HEAD:
-                    if scanned:  # resuming a partial head: search the new bytes only
-                        end = buf.find(b"\r\n\r\n", scanned - 3 if scanned > 3 else 0)
-                        if end < 0:
-                            self._check_partial_head(buf, pos, scanned)
-                            break
-                        scanned = self._scanned = 0
-                    else:
-                        end = buf.find(b"\r\n\r\n", pos)
-                        if end < 0:
-                            self._check_partial_head(buf, pos, pos)
-                            break
+                    end = buf.find(b"\r\n\r\n", pos)
+                    if end < 0:
+                        self._check_partial_head(buf, pos, pos)
+                        break
                     pos = self._parse_head(buf, pos, end, requests)
                 elif state == BODY:
                     pos = self._read_fixed_body(buf, pos, requests)
@@ -319,31 +335,28 @@ class RequestParser:
 
     # -- head -------------------------------------------------------------
 
-    def _check_partial_head(self, buf: bytes, pos: int, start: int) -> None:
+    def _check_partial_head(self, buf: bytes | bytearray, head: int, new: int) -> None:
         """Reject an incomplete head early when it is already too big or malformed.
 
-        ``buf[pos:start]`` was checked by an earlier call; only what follows is scanned,
-        and the request line is looked for within its size limit only.
+        ``buf[head:]`` is the partial head; the bytes before ``new`` were checked by an
+        earlier call, so only the rest is scanned for bare LFs.
         """
-        size = len(buf) - pos
+        size = len(buf) - head
         if not size:
             return
         limits = self.limits
-        line_end = buf.find(b"\r\n", pos, pos + limits.max_request_line + 2)
-        if line_end < 0:
-            if size > limits.max_request_line:
-                raise ProtocolError(414, "Request line too long")
-        elif size > limits.max_header_size + limits.max_request_line:
+        if size > limits.max_request_line and buf.find(b"\r\n", head, head + limits.max_request_line + 2) < 0:
+            raise ProtocolError(414, "Request line too long")
+        if size > limits.max_header_size + limits.max_request_line:
             raise ProtocolError(431, "Request header fields too large")
-        if start > pos:
-            new = buf[start - 1:]  # one byte back: a CRLF may straddle the reads
-            lf = new.count(b"\n") - (new[:1] == b"\n")  # that byte's LF, if it is one, was checked already
-        else:
-            new = buf[pos:] if pos else buf
-            lf = new.count(b"\n")
-        if lf and lf != new.count(b"\r\n"):
-            raise ProtocolError(400, "Bare LF in request head")
-        self._scanned = size
+        # Look one byte back so a CRLF split across two reads is seen whole.
+        start = new - 1 if new > head else head
+        lf = buf.count(b"\n", start)
+        if lf:
+            if start < new and buf[start] == 10:
+                lf -= 1  # an LF already checked by the previous call
+            if lf != buf.count(b"\r\n", start):
+                raise ProtocolError(400, "Bare LF in request head")
 
     def _parse_head(self, buf: bytes, pos: int, end: int, requests: list[Request]) -> int:
         if buf.startswith(b"\r\n", pos):
@@ -473,7 +486,7 @@ class RequestParser:
                 pos = eol + 2
                 if chunk == 0:
                     self._chunk_state = _TRAILERS
-                    self._remaining = 0  # counts the trailer section's bytes from here
+                    self._remaining = self.limits.max_header_size  # the trailer section's byte budget
                     continue
                 self._body_size += chunk
                 if self._body_size > self.limits.max_body_size:
@@ -498,25 +511,25 @@ class RequestParser:
                 pos += 2
                 self._chunk_state = _SIZE
             else:  # _TRAILERS: field lines until an empty line; validated, then dropped
-                skip = self._scanned  # of a partial trailer line, bytes searched already
-                if skip:
-                    self._scanned = 0
-                    eol = buf.find(b"\r\n", pos + skip - 1)
-                else:
-                    eol = buf.find(b"\r\n", pos)
+                eol = buf.find(b"\r\n", pos)
                 if eol < 0:
-                    if size - pos + self._remaining > self.limits.max_header_size:
-                        raise ProtocolError(431, "Trailer section too large")
-                    if b"\n" in buf[pos + skip:]:
+                    # One partial line is rescanned on every read: keep it short so a
+                    # trailer trickled byte by byte cannot cost quadratic time.
+                    if size - pos > _MAX_TRAILER_LINE:
+                        raise ProtocolError(431, "Trailer field too large")
+                    if b"\n" in buf[pos:]:
                         raise ProtocolError(400, "Bare LF in trailer section")
-                    self._scanned = size - pos
                     return pos
-                self._remaining += eol + 2 - pos
-                if self._remaining > self.limits.max_header_size:
-                    raise ProtocolError(431, "Trailer section too large")
+                if eol - pos > _MAX_TRAILER_LINE:  # the same cap whether the line came whole or in pieces
+                    raise ProtocolError(431, "Trailer field too large")
                 line = buf[pos:eol]
+                self._remaining -= eol + 2 - pos
+                if self._remaining < 0:
+                    raise ProtocolError(431, "Trailer section too large")
                 pos = eol + 2
                 if not line:
+                    # The body is complete: a 100 Continue not sent yet is not needed (RFC 9110 10.1.1).
+                    self.interim = b""
                     self._finish_body(requests)
                     return pos
                 if _FIELD_LINE.fullmatch(line) is None or b"\r" in line:
@@ -602,6 +615,8 @@ def encode_head(
     False). For 1xx, 204 and 304 no framing header is written.
     Raises ``ValueError`` if a header name or value would split the response.
     """
+    if type(headers) is not list:
+        headers = list(headers)  # walked twice below: a generator would skip the name check
     lines = [f"{name}: {value}" for name, value in headers]
     if lines:
         text = "\r\n".join(lines)

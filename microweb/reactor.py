@@ -48,7 +48,7 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from . import http11
 from .http11 import Limits, ProtocolError, RequestParser
@@ -109,6 +109,8 @@ class Connection:
 class Server:
     """An HTTP/1.1 server driving ``handle`` from one selectors loop."""
 
+    scheme = "http"  # what requests on this server's connections say (TLSServer: https)
+
     def __init__(
         self,
         handle: Handler,
@@ -133,6 +135,7 @@ class Server:
         max_header_size: int | None = None,
         max_header_count: int | None = None,
         max_body_size: int | None = None,
+        forwarded_allow_ips: str | Iterable[str] | None = "127.0.0.1",
     ) -> None:
         self.handle = handle
         self.keepalive_timeout = keepalive_timeout
@@ -153,6 +156,15 @@ class Server:
         # 0: accepting; 1: paused at the connection cap; 2: paused after EMFILE until _accept_resume_at.
         self._accept_paused = 0
         self._accept_resume_at = 0.0
+        # Called once per accepted connection: peers trusted as proxies get a parser that
+        # applies X-Forwarded-*/Forwarded (see forwarded.py); everyone else the plain one.
+        self.make_parser: Callable[[Limits, str], RequestParser] = RequestParser
+        if forwarded_allow_ips:
+            from .forwarded import TrustedProxies, parser_factory
+
+            trusted = TrustedProxies(forwarded_allow_ips)
+            if trusted:
+                self.make_parser = parser_factory(trusted, self.scheme)
         if sock is None:
             sock = create_listener(host, port, backlog)
         sock.setblocking(False)
@@ -187,6 +199,14 @@ class Server:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{port}"
+
+    @classmethod
+    def create(cls, handle: Handler, host: str = "127.0.0.1", port: int = 8000, *,
+               ssl_context: Any = None, **options: Any) -> Server:
+        """A ``Server``, or a ``TLSServer`` when ``ssl_context`` is given."""
+        if ssl_context is not None:
+            return TLSServer(handle, host, port, ssl_context=ssl_context, **options)
+        return cls(handle, host, port, **options)
 
     # -- control --------------------------------------------------------------
 
@@ -335,7 +355,7 @@ class Server:
             except OSError:
                 pass
             remote = addr[0] if isinstance(addr, tuple) else ""
-            conn = Connection(sock, RequestParser(limits, remote))
+            conn = Connection(sock, self.make_parser(limits, remote))
             register(sock, EVENT_READ, conn)
             self.connections[conn.fd] = conn
             self.timers.set_deadline(conn, deadline)
@@ -375,13 +395,15 @@ class Server:
             self._on_peer_eof(conn)
             return
         requests = parser.receive(data)
-        if parser.interim:
-            self._write(conn, parser.interim)
-            parser.interim = b""
         if requests or parser.error is not None:
             self._respond(conn, requests)
             if conn.closed:
                 return
+        if parser.interim:
+            # The 100 Continue is for the request still waiting for its body, so it goes
+            # after the responses to the requests this read completed before it.
+            self._write(conn, parser.interim)
+            parser.interim = b""
         if parser.has_partial_input:
             if parser.state != http11.HEAD:
                 self._body_progress(conn, len(data))
@@ -843,3 +865,161 @@ def create_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def listener_from_fd(fd: int) -> socket.socket:
+    """The listening socket inherited as file descriptor ``fd`` (from the --reload supervisor)."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return sock
+
+
+# -- TLS ------------------------------------------------------------------------
+#
+# TLS connections take their own code path so the plain one stays exactly as it is.
+# The listener is wrapped once; every accepted socket is an ``_TLSSocket`` whose
+# ``recv``/``send`` turn OpenSSL's want-read/want-write into ``BlockingIOError``
+# and a TLS-level EOF into ``b""``, which is the language the reactor already
+# speaks. The handshake is driven by readiness events like everything else
+# (``do_handshake_on_connect=False``), under the head timeout, so a slow or broken
+# handshake holds only its own connection. Files go out with read/send: sendfile
+# would write plaintext past the TLS layer.
+
+import ssl  # noqa: E402  (only TLS needs it)
+
+
+class _TLSSocket(ssl.SSLSocket):
+    """An ``SSLSocket`` that reports "would block" and EOF the way a plain socket does."""
+
+    handshake_done = False
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        try:
+            return super().recv(buflen, flags)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError(errno.EAGAIN, "TLS record incomplete") from None
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        try:
+            return super().send(data, flags)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError(errno.EAGAIN, "TLS send would block") from None
+
+
+def make_ssl_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """A server context for ``certfile``/``keyfile``: TLS 1.2+, ALPN ``http/1.1``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.set_alpn_protocols(["http/1.1"])
+    context.options |= ssl.OP_NO_COMPRESSION
+    context.sslsocket_class = _TLSSocket
+    return context
+
+
+class _TLSListener:
+    """The wrapped listening socket; remembers what it accepted so the server can time the handshakes."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.sock = sock
+        self.fresh: list[socket.socket] = []
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        conn, addr = self.sock.accept()
+        self.fresh.append(conn)
+        return conn, addr
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class TLSServer(Server):
+    """A ``Server`` whose connections speak TLS (HTTPS), terminated in the reactor."""
+
+    scheme = "https"
+
+    def __init__(self, handle: Handler, host: str = "127.0.0.1", port: int = 8000, *,
+                 ssl_context: ssl.SSLContext, sock: socket.socket | None = None, backlog: int = 1024,
+                 **options: Any) -> None:
+        if ssl_context.sslsocket_class is not _TLSSocket:
+            ssl_context.sslsocket_class = _TLSSocket
+        if sock is None:
+            sock = create_listener(host, port, backlog)
+        sock.setblocking(False)
+        wrapped = ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        wrapped.setblocking(False)
+        self.ssl_context = ssl_context
+        self._tls_listener = _TLSListener(wrapped)
+        super().__init__(handle, host, port, sock=self._tls_listener, backlog=backlog,  # type: ignore[arg-type]
+                         **options)
+        if self.make_parser is RequestParser:
+            self.make_parser = lambda limits, remote: RequestParser(limits, remote, "https")
+
+    @property
+    def url(self) -> str:
+        return "https" + super().url[4:]
+
+    def _accept(self) -> None:
+        Server._accept(self)
+        fresh = self._tls_listener.fresh
+        if fresh:
+            deadline = self.now + self.head_timeout
+            for sock in fresh:
+                conn = self.connections.get(sock.fileno())
+                if conn is not None:
+                    self.timers.set_deadline(conn, deadline)  # the handshake must finish like a head
+            fresh.clear()
+
+    def _handshake(self, conn: Connection) -> bool:
+        """Advance the handshake; True once it is done."""
+        sock = conn.sock
+        try:
+            sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            self._set_events(conn, EVENT_READ)
+            return False
+        except ssl.SSLWantWriteError:
+            self._set_events(conn, EVENT_READ | EVENT_WRITE)
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake failed: %s", exc)
+            self._close(conn)
+            return False
+        sock.handshake_done = True  # type: ignore[attr-defined]
+        self._set_events(conn, EVENT_READ)
+        conn.deadline = self.now + self.keepalive_timeout
+        return True
+
+    def _on_readable(self, conn: Connection) -> None:
+        sock = conn.sock
+        if not sock.handshake_done and not self._handshake(conn):  # type: ignore[attr-defined]
+            return
+        Server._on_readable(self, conn)
+        # OpenSSL may hold decrypted bytes that the kernel will not signal again.
+        for _ in range(64):
+            if conn.closed or not conn.reading or not sock.pending():  # type: ignore[attr-defined]
+                break
+            Server._on_readable(self, conn)
+
+    def _flush(self, conn: Connection) -> None:
+        if not conn.sock.handshake_done:  # type: ignore[attr-defined]
+            if self._handshake(conn):
+                Server._on_readable(self, conn)  # data may have come with the last handshake flight
+            return
+        Server._flush(self, conn)
+
+    def _send_file(self, conn: Connection, body: FileBody) -> bool | None:
+        return self._send_file_plain(conn, body)
+
+    def _close(self, conn: Connection) -> None:
+        if not conn.closed and conn.sock.handshake_done:  # type: ignore[attr-defined]
+            try:
+                conn.sock._sslobj.shutdown()  # type: ignore[attr-defined]  # one try at close_notify
+            except (ssl.SSLError, OSError, AttributeError, ValueError):
+                pass
+        Server._close(self, conn)

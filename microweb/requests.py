@@ -88,6 +88,12 @@ class MultiDict(dict):  # type: ignore[type-arg]
         for key, value in pairs:
             self.add(key, value)
 
+    def __missing__(self, key: str) -> Any:
+        # ``request.form["x"]`` with no x is the client's mistake: 400, as Flask users expect.
+        from .errors import BadRequestKeyError
+
+        raise BadRequestKeyError(key)
+
     def add(self, key: str, value: Any) -> None:
         if key not in self._lists:
             self._lists[key] = []
@@ -273,6 +279,12 @@ class Request:
         if self.app is None:
             raise RuntimeError("this request is not being handled by an App")
         return self.app.render_template(name, request=self, **context)
+
+    def url_for(self, endpoint: str, /, _external: bool = False, **params: Any) -> str:
+        """``app.url_for`` with this request: ``_external=True`` gives the public URL (proxy-aware)."""
+        if self.app is None:
+            raise RuntimeError("this request is not being handled by an App")
+        return self.app.url_for(endpoint, _external=_external, _request=self, **params)
 
     @property
     def content_type(self) -> str:

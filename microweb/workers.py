@@ -76,7 +76,8 @@ class Supervisor:
         signal.set_wakeup_fd(-1)
         for inherited in self._supervisor_sockets:
             inherited.close()
-        server = Server(self.handle, sock=self.sock, graceful_timeout=self.graceful_timeout, **self.server_options)
+        server = Server.create(self.handle, sock=self.sock, graceful_timeout=self.graceful_timeout,
+                               **self.server_options)
         if early:
             server.stop()
         server.serve_forever()

@@ -199,7 +199,7 @@ def test_trickled_head_and_trailers_cost_linear_time() -> None:
     import time
 
     head = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 60000 + b"\r\n\r\n"
-    trailer = chunked(b"5\r\nhello\r\n0\r\nX-T: " + b"t" * 60000 + b"\r\n\r\n")
+    trailer = chunked(b"5\r\nhello\r\n0\r\n" + (b"X-T: " + b"t" * 8000 + b"\r\n") * 7 + b"\r\n")
     for data in (head, trailer):
         parser = RequestParser()
         start = time.perf_counter()

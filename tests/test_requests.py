@@ -112,3 +112,25 @@ def test_invalid_json_is_400_and_keeps_the_connection(live_server) -> None:  # t
     finally:
         sock.close()
     assert httpx.post(server.url + "/j", json=[1]).json()["got"] == [1]
+
+
+def test_missing_field_is_a_400_key_error() -> None:
+    app = App(template_folder=None, static_folder=None)
+
+    @app.post("/")
+    def index(request):  # type: ignore[no-untyped-def]
+        return request.form["name"]
+
+    @app.get("/q")
+    def q(request):  # type: ignore[no-untyped-def]
+        try:
+            return request.args["x"]
+        except KeyError:  # still an ordinary KeyError for code that catches it
+            return "caught"
+
+    c = app.test_client()
+    assert c.post("/", data={"name": "ada"}).text == "ada"
+    r = c.post("/", data={"other": "x"}, headers={"accept": "application/json"})
+    assert r.status_code == 400 and r.json()["description"] == "The request has no field 'name'"
+    assert c.get("/q").text == "caught"
+    assert MultiDict().get("x") is None and "x" not in MultiDict()
