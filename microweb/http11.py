@@ -477,6 +477,8 @@ class RequestParser:
                     if b"\n" in buf[pos:]:
                         raise ProtocolError(400, "Bare LF in chunk size line")
                     return pos
+                if eol - pos > 1024:  # the same cap whether the line came whole or in pieces
+                    raise ProtocolError(400, "Chunk size line too long")
                 m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
                 if m is None:
                     raise ProtocolError(400, "Invalid chunk size")
@@ -518,6 +520,8 @@ class RequestParser:
                     if b"\n" in buf[pos:]:
                         raise ProtocolError(400, "Bare LF in trailer section")
                     return pos
+                if eol - pos > _MAX_TRAILER_LINE:  # the same cap whether the line came whole or in pieces
+                    raise ProtocolError(431, "Trailer field too large")
                 line = buf[pos:eol]
                 self._remaining -= eol + 2 - pos
                 if self._remaining < 0:

@@ -47,6 +47,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any, Callable, Iterable
 
@@ -54,6 +55,7 @@ from . import http11
 from .http11 import Limits, ProtocolError, RequestParser
 from .requests import Request
 from .responses import BodySource, FileBody, StreamBody
+from .push import PushStream
 from .timers import TimerWheel
 
 __all__ = ["Server", "Connection"]
@@ -184,6 +186,9 @@ class Server:
         self.selector.register(self.listener, EVENT_READ, _LISTENER)
         self.selector.register(self._wake_r, EVENT_READ, _WAKE)
         self.started = threading.Event()
+        # Server push (push.py): streams woken from other threads wait here for the loop.
+        self._push_ready: deque[PushStream] = deque()
+        self._push_streams: weakref.WeakSet[PushStream] = weakref.WeakSet()
         self.pool: Any = None
         if threads > 0:
             from .threads import HandlerPool
@@ -286,6 +291,8 @@ class Server:
         """One step of a graceful stop; True when the loop may end."""
         if self._stop_deadline == 0.0:
             self._stop_deadline = self.now + self.graceful_timeout
+            for stream in list(self._push_streams):
+                stream.end()  # a push stream would otherwise hold its connection to the deadline
             # Requests that reached us before the stop are answered: accept what waits in
             # the backlog and read what idle connections have been sent.
             if self._accept_paused != 1:
@@ -329,6 +336,8 @@ class Server:
                 pass
         except OSError:
             pass
+        if self._push_ready:
+            self._flush_pushed()
 
     # -- accepting ------------------------------------------------------------
 
@@ -710,6 +719,8 @@ class Server:
         """
         if type(source) is FileBody:
             return self._send_file(conn, source)
+        if type(source) is PushStream:
+            return self._send_push(conn, source)
         assert isinstance(source, StreamBody)
         sock = conn.sock
         outbox = conn.outbox
@@ -739,6 +750,64 @@ class Server:
                 conn.pending_bytes += len(rest)
                 return False
         return False
+
+    # -- server push (push.py) ---------------------------------------------------
+
+    def _send_push(self, conn: Connection, stream: PushStream) -> bool | None:
+        """Send what a push stream has queued, then park the connection until the next push.
+
+        Returns like ``_send_source``, and None also when parked: the connection then waits
+        with read interest only (to notice the client leaving) and the keep-alive deadline.
+        """
+        if stream.conn is None:
+            stream.conn = conn
+            with stream._lock:
+                stream.waker = self._wake_push
+            self._push_streams.add(stream)
+        sock = conn.sock
+        outbox = conn.outbox
+        while True:
+            piece = stream.take()
+            if piece is None:
+                if stream.ended:
+                    outbox.pop(0)
+                    self._push_streams.discard(stream)
+                    stream.close()
+                    if stream.chunked:
+                        outbox.insert(0, http11.LAST_CHUNK)
+                        conn.pending_bytes += len(http11.LAST_CHUNK)
+                    return True
+                if conn.peer_eof:
+                    self._close(conn)
+                    return None
+                self._set_events(conn, EVENT_READ)
+                conn.deadline = self.now + self.keepalive_timeout
+                return None
+            try:
+                sent = sock.send(piece)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn)
+                return None
+            if sent < len(piece):
+                rest = memoryview(piece)[sent:]
+                outbox.insert(0, rest)
+                conn.pending_bytes += len(rest)
+                return False
+
+    def _wake_push(self, stream: PushStream) -> None:
+        """Called from any thread when a push stream has something new."""
+        self._push_ready.append(stream)
+        self._wake()
+
+    def _flush_pushed(self) -> None:
+        ready = self._push_ready
+        while ready:
+            stream = ready.popleft()
+            conn = stream.conn
+            if conn is not None and not conn.closed and conn.outbox and conn.outbox[0] is stream:
+                self._flush(conn)
 
     def _send_file(self, conn: Connection, body: FileBody) -> bool | None:
         out_fd = conn.fd
