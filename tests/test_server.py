@@ -686,3 +686,70 @@ def test_stop_does_not_wait_longer_than_the_grace_period(live_server: Callable[.
         server.thread.join(10)
         assert not server.thread.is_alive()
         assert time.monotonic() - started < 4
+
+
+def test_head_timeout_is_not_extended_by_trickling(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), head_timeout=1.0)
+    with server.connect() as sock:
+        started = time.monotonic()
+        sock.settimeout(0.3)
+        got = b""
+        for ch in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([ch]))
+            except OSError:
+                break
+            try:
+                got += sock.recv(4096)
+            except socket.timeout:
+                continue
+            if got:
+                break
+        assert got.startswith(b"HTTP/1.1 408 "), got
+        assert time.monotonic() - started < 4
+
+
+def test_write_timeout_closes_a_client_that_never_reads(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), write_timeout=1.0)
+    sock = server.connect()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(get(f"/big/{64 * 1024 * 1024}"))
+        assert sock.recv(100).startswith(b"HTTP/1.1 200 ")  # the response has begun; now stop reading
+        time.sleep(0.3)
+        assert len(server.server.connections) == 1
+        started = time.monotonic()
+        deadline = started + 8
+        while server.server.connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not server.server.connections, "the stalled connection is still open"
+        assert time.monotonic() - started > 0.3
+    finally:
+        sock.close()
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_eof_in_the_middle_of_a_request_closes_quietly(server: LiveServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_until_closed(sock) == b""
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_expect_100_continue_with_too_large_body_gets_413_not_100(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), max_body_size=1000)
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.response()[0] == 413
+        assert reader.closed()
+
+
+def test_date_header_is_refreshed(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        first = client.get("/").headers["date"]
+        time.sleep(1.3)
+        second = client.get("/").headers["date"]
+    assert first != second
+    assert first.endswith(" GMT") and second.endswith(" GMT")
