@@ -74,6 +74,7 @@ class Reader:
 
     def closed(self, timeout: float = 5.0) -> bool:
         """True when the peer closes with nothing more sent."""
+        assert not self.buf, f"unexpected bytes after the last response: {bytes(self.buf[:200])!r}"
         self.sock.settimeout(timeout)
         try:
             rest = self.sock.recv(65536)
@@ -116,6 +117,11 @@ def make_app() -> App:
     @app.route("/blob/<int:i>")
     def blob(request: Request, i: int) -> bytes:
         return b"%08d" % i + b"b" * 99_992
+
+    @app.route("/sleep/<int:ms>")
+    def sleep(request: Request, ms: int) -> str:
+        time.sleep(ms / 1000)  # only with --threads: inline it would stall the loop
+        return f"slept {ms}"
 
     @app.route("/stream")
     def stream(request: Request) -> Response:
@@ -753,3 +759,33 @@ def test_date_header_is_refreshed(server: LiveServer) -> None:
         second = client.get("/").headers["date"]
     assert first != second
     assert first.endswith(" GMT") and second.endswith(" GMT")
+
+
+def test_threads_100_continue_comes_after_earlier_responses(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), threads=2)
+    with server.connect() as sock:
+        sock.sendall(get("/sleep/300")
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock, timeout=10)
+        assert reader.response()[2] == b"slept 300"
+        assert reader.response()[0] == 100
+        sock.sendall(b"hello")
+        assert reader.response()[2] == b"POST /e 5:hello"
+
+
+def test_threads_no_late_100_continue_once_the_body_came(live_server: Callable[..., LiveServer]) -> None:
+    # The client gives up waiting for 100 and sends the body while an earlier request is
+    # still in the pool: no 100 may follow the final response.
+    server = live_server(make_app(), threads=2)
+    with server.connect() as sock:
+        sock.sendall(get("/sleep/500")
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        time.sleep(0.2)  # the head is parsed (and its 100 held back) while /sleep is in the pool
+        sock.sendall(b"hello")
+        reader = Reader(sock, timeout=10)
+        assert reader.response()[2] == b"slept 500"
+        status, _, body = reader.response()
+        if status == 100:  # allowed only before the final response
+            status, _, body = reader.response()
+        assert body == b"POST /e 5:hello"
+        assert not reader.closed(timeout=0.5)  # and nothing more arrives (no stray 100)
