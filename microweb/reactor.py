@@ -70,6 +70,7 @@ RECV_SIZE = 65536
 ACCEPT_BACKOFF = 0.5  # seconds without polling the listener after EMFILE
 SENDFILE_STEP = 1 << 20  # bytes per sendfile call before giving other connections a turn
 STREAM_STEP = 16  # stream pieces per turn
+PIPELINE_BATCH = 16  # a read completing more requests than this is answered in growing batches
 _WAKE = object()
 _LISTENER = None
 
@@ -80,7 +81,7 @@ class Connection:
     __slots__ = (
         "sock", "fd", "parser", "outbox", "pending_bytes", "deadline", "timer_slot", "closed",
         "close_after", "reading", "events", "receiving", "peer_eof", "requests_served",
-        "body_started", "body_received", "queue", "busy", "pending_error",
+        "body_started", "body_received", "queue", "busy", "pending_error", "deferred",
     )
 
     def __init__(self, sock: socket.socket, parser: RequestParser) -> None:
@@ -106,6 +107,8 @@ class Connection:
         self.queue: deque[Request] | None = None
         self.busy = False
         self.pending_error: ProtocolError | None = None
+        # Pipelined requests not answered yet because the outbox is over high_water.
+        self.deferred: list[Request] | None = None
 
 
 class Server:
@@ -405,10 +408,13 @@ class Server:
             return
         requests = parser.receive(data)
         if requests or parser.error is not None:
-            self._respond(conn, requests)
+            if len(requests) > PIPELINE_BATCH and self.pool is None:
+                self._respond_in_batches(conn, requests)
+            else:
+                self._respond(conn, requests)
             if conn.closed:
                 return
-        if parser.interim:
+        if parser.interim and conn.deferred is None and not conn.busy:
             # The 100 Continue is for the request still waiting for its body, so it goes
             # after the responses to the requests this read completed before it.
             self._write(conn, parser.interim)
@@ -495,6 +501,48 @@ class Server:
         if conn.close_after and not conn.outbox and not conn.closed:
             self._close(conn)
 
+    def _respond_in_batches(self, conn: Connection, requests: list[Request]) -> None:
+        """Answer a long pipelined run in batches of 16, 32, 64, ... requests.
+
+        One 64 KiB read can hold a thousand small requests; answered all at once, each
+        for a large body, they would be built in memory together (a 1 MiB page: 2 GB
+        from one read). After each batch, if the socket has left more than
+        ``high_water`` bytes queued, the rest wait in ``conn.deferred`` (and the
+        connection is not read) until the outbox drains. The batches grow so that
+        small responses still leave in few ``send`` calls.
+        """
+        parser = conn.parser
+        error = parser.error
+        parser.error = None  # its answer goes after the last batch, not the first
+        try:
+            start, size, total = 0, PIPELINE_BATCH, len(requests)
+            while start < total:
+                end = start + size
+                if end >= total:
+                    parser.error = error
+                self._respond(conn, requests[start:end])
+                if conn.closed or conn.close_after:
+                    return
+                start, size = end, size * 2
+                if start < total and conn.pending_bytes > self.high_water:
+                    conn.deferred = requests[start:]
+                    self._set_events(conn, EVENT_WRITE)
+                    return
+        finally:
+            parser.error = error
+
+    def _respond_deferred(self, conn: Connection) -> None:
+        """The outbox drained: answer the pipelined requests held back, then any 100 Continue."""
+        requests, conn.deferred = conn.deferred, None
+        assert requests is not None
+        self._respond_in_batches(conn, requests)
+        if conn.closed or conn.deferred is not None:
+            return
+        parser = conn.parser
+        if parser.interim:
+            self._write(conn, parser.interim)
+            parser.interim = b""
+
     # -- the thread pool (--threads N) ------------------------------------------
     #
     # Handlers run in the pool; the reactor keeps all socket I/O. A connection has at
@@ -538,6 +586,10 @@ class Server:
         elif conn.peer_eof or (self._stopping and not conn.receiving):
             conn.close_after = True
         else:
+            interim = conn.parser.interim
+            if interim:  # held back by _on_readable while earlier requests were in the pool
+                conn.parser.interim = b""
+                self._write(conn, interim)
             return
         if not conn.outbox and not conn.closed:
             self._close(conn)
@@ -652,6 +704,10 @@ class Server:
                 self._start_write_wait(conn)
             return
         # Drained.
+        if conn.deferred is not None:
+            self._respond_deferred(conn)
+            if conn.closed or conn.outbox:
+                return
         if conn.close_after:
             self._close(conn)
             return

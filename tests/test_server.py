@@ -24,7 +24,7 @@ class Reader:
 
     def __init__(self, sock: socket.socket, timeout: float = 5.0) -> None:
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()
         sock.settimeout(timeout)
 
     def _fill(self) -> None:
@@ -36,13 +36,16 @@ class Reader:
     def _take_line(self) -> bytes:
         while b"\r\n" not in self.buf:
             self._fill()
-        line, _, self.buf = self.buf.partition(b"\r\n")
+        end = self.buf.index(b"\r\n")
+        line = bytes(self.buf[:end])
+        del self.buf[:end + 2]
         return line
 
     def _take(self, n: int) -> bytes:
         while len(self.buf) < n:
             self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
         return data
 
     def response(self, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
@@ -71,6 +74,7 @@ class Reader:
 
     def closed(self, timeout: float = 5.0) -> bool:
         """True when the peer closes with nothing more sent."""
+        assert not self.buf, f"unexpected bytes after the last response: {bytes(self.buf[:200])!r}"
         self.sock.settimeout(timeout)
         try:
             rest = self.sock.recv(65536)
@@ -109,6 +113,15 @@ def make_app() -> App:
     @app.route("/big/<int:size>")
     def big(request: Request, size: int) -> bytes:
         return b"x" * size
+
+    @app.route("/blob/<int:i>")
+    def blob(request: Request, i: int) -> bytes:
+        return b"%08d" % i + b"b" * 99_992
+
+    @app.route("/sleep/<int:ms>")
+    def sleep(request: Request, ms: int) -> str:
+        time.sleep(ms / 1000)  # only with --threads: inline it would stall the loop
+        return f"slept {ms}"
 
     @app.route("/stream")
     def stream(request: Request) -> Response:
@@ -173,6 +186,45 @@ def test_pipelined_mix_of_bodies_in_one_write(server: LiveServer) -> None:
         bodies = [reader.response()[2] for _ in range(4)]
         assert bodies == [b"GET /a 0:", b"POST /b 5:hello", b"PUT /c 3:abc", b"GET /d 0:"]
         assert reader.closed()
+
+
+def test_long_pipeline_of_large_responses_is_built_a_batch_at_a_time(server: LiveServer) -> None:
+    # 1000 requests in one 30 KB write, 100 KB each: answered all at once that is 100 MB
+    # built in memory; the reactor must hold back the rest while the socket is full.
+    n = 1000
+    with server.connect() as sock:
+        sock.sendall(b"".join(get(f"/blob/{i}") for i in range(n)))
+        time.sleep(0.5)
+        queued = sum(c.pending_bytes for c in list(server.server.connections.values()))
+        assert queued < 20_000_000, f"{queued} bytes queued for one client"
+        reader = Reader(sock, timeout=10)
+        for i in range(n):
+            status, _, body = reader.response()
+            assert status == 200 and body[:8] == b"%08d" % i and len(body) == 100_000
+        sock.sendall(get("/echo/after"))
+        assert reader.response()[2] == b"GET /after 0:"
+
+
+def test_long_pipeline_then_a_bad_request(server: LiveServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"".join(get(f"/echo/{i}") for i in range(100)) + b"GET / HTTP/1.1\r\n\r\n")
+        reader = Reader(sock)
+        assert [reader.response()[2] for _ in range(100)] == [b"GET /%d 0:" % i for i in range(100)]
+        assert reader.response()[0] == 400
+        assert reader.closed()
+
+
+def test_long_pipeline_of_large_responses_then_100_continue(server: LiveServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"".join(get(f"/blob/{i}") for i in range(200))
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        time.sleep(0.3)
+        reader = Reader(sock, timeout=10)
+        for i in range(200):
+            assert reader.response()[2][:8] == b"%08d" % i
+        assert reader.response()[0] == 100
+        sock.sendall(b"hello")
+        assert reader.response()[2] == b"POST /e 5:hello"
 
 
 def test_pipelined_requests_split_across_writes(server: LiveServer) -> None:
@@ -605,3 +657,135 @@ def test_server_object_serves_in_a_thread_without_signal_handlers() -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# -- timeouts ----------------------------------------------------------------------------
+
+
+def test_idle_keep_alive_timeout_closes_quietly(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), keepalive_timeout=1.0)
+    with server.connect() as sock:
+        sock.sendall(get("/"))
+        reader = Reader(sock)
+        reader.response()
+        started = time.monotonic()
+        assert reader.closed(timeout=5)  # no bytes, just the close
+        assert 0.5 < time.monotonic() - started < 4
+
+
+def test_head_timeout_answers_408(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), head_timeout=1.0)
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")  # the head never ends
+        reader = Reader(sock, timeout=5)
+        assert reader.response()[0] == 408
+        assert reader.closed()
+
+
+def test_stop_does_not_wait_longer_than_the_grace_period(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), graceful_timeout=1.0)
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.2)
+        started = time.monotonic()
+        server.server.stop()
+        server.thread.join(10)
+        assert not server.thread.is_alive()
+        assert time.monotonic() - started < 4
+
+
+def test_head_timeout_is_not_extended_by_trickling(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), head_timeout=1.0)
+    with server.connect() as sock:
+        started = time.monotonic()
+        sock.settimeout(0.3)
+        got = b""
+        for ch in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([ch]))
+            except OSError:
+                break
+            try:
+                got += sock.recv(4096)
+            except socket.timeout:
+                continue
+            if got:
+                break
+        assert got.startswith(b"HTTP/1.1 408 "), got
+        assert time.monotonic() - started < 4
+
+
+def test_write_timeout_closes_a_client_that_never_reads(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), write_timeout=1.0)
+    sock = server.connect()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(get(f"/big/{64 * 1024 * 1024}"))
+        assert sock.recv(100).startswith(b"HTTP/1.1 200 ")  # the response has begun; now stop reading
+        time.sleep(0.3)
+        assert len(server.server.connections) == 1
+        started = time.monotonic()
+        deadline = started + 8
+        while server.server.connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not server.server.connections, "the stalled connection is still open"
+        assert time.monotonic() - started > 0.3
+    finally:
+        sock.close()
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_eof_in_the_middle_of_a_request_closes_quietly(server: LiveServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_until_closed(sock) == b""
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_expect_100_continue_with_too_large_body_gets_413_not_100(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), max_body_size=1000)
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.response()[0] == 413
+        assert reader.closed()
+
+
+def test_date_header_is_refreshed(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        first = client.get("/").headers["date"]
+        time.sleep(1.3)
+        second = client.get("/").headers["date"]
+    assert first != second
+    assert first.endswith(" GMT") and second.endswith(" GMT")
+
+
+def test_threads_100_continue_comes_after_earlier_responses(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), threads=2)
+    with server.connect() as sock:
+        sock.sendall(get("/sleep/300")
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock, timeout=10)
+        assert reader.response()[2] == b"slept 300"
+        assert reader.response()[0] == 100
+        sock.sendall(b"hello")
+        assert reader.response()[2] == b"POST /e 5:hello"
+
+
+def test_threads_no_late_100_continue_once_the_body_came(live_server: Callable[..., LiveServer]) -> None:
+    # The client gives up waiting for 100 and sends the body while an earlier request is
+    # still in the pool: no 100 may follow the final response.
+    server = live_server(make_app(), threads=2)
+    with server.connect() as sock:
+        sock.sendall(get("/sleep/500")
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        time.sleep(0.2)  # the head is parsed (and its 100 held back) while /sleep is in the pool
+        sock.sendall(b"hello")
+        reader = Reader(sock, timeout=10)
+        assert reader.response()[2] == b"slept 500"
+        status, _, body = reader.response()
+        if status == 100:  # allowed only before the final response
+            status, _, body = reader.response()
+        assert body == b"POST /e 5:hello"
+        assert not reader.closed(timeout=0.5)  # and nothing more arrives (no stray 100)
