@@ -148,10 +148,9 @@ class App:
         try:
             route, params = self.router.match(request.method, request.path)
         except NotFound:
-            if request.method in ("GET", "HEAD"):
-                static = self.static_response(request)
-                if static is not None:
-                    return static
+            static = self.static_response(request)  # raises 405 for other methods on a static path
+            if static is not None:
+                return static
             raise
         except _Options as exc:
             return Response(b"", 204, exc.headers)
@@ -162,7 +161,11 @@ class App:
         return route.handler(request, **params)
 
     def static_response(self, request: Request) -> Response | None:
-        """The static-folder fallback for a GET/HEAD that no route matched (None: not found)."""
+        """The static-folder fallback for a request no route matched (None: not found).
+
+        GET and HEAD get the file; other methods on a static path raise ``MethodNotAllowed``
+        (``Allow: GET, HEAD``). Assign ``app.static = StaticFiles(...)`` to configure it.
+        """
         if self.static_folder is None:
             return None
         if self.static is None:

@@ -1,4 +1,4 @@
-"""The ``microweb`` command: ``microweb run MODULE:ATTR``."""
+"""The ``microweb`` command: ``microweb run MODULE:ATTR`` and ``microweb serve [DIR]``."""
 from __future__ import annotations
 
 import argparse
@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve an app: microweb run MODULE:ATTR")
     run.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute (default app)")
     add_server_options(run)
+    serve_cmd = sub.add_parser("serve", help="serve a folder of static files: microweb serve [DIR]")
+    serve_cmd.add_argument("directory", metavar="DIR", nargs="?", default=".", help="the folder to serve (default .)")
+    serve_cmd.add_argument("--listing", action="store_true", help="list the files of folders without index.html")
+    add_server_options(serve_cmd)
     return parser
 
 
@@ -109,7 +113,19 @@ def serve(handle: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run}
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``microweb serve [DIR]``: the static-file fallback alone, with the package's error pages."""
+    from .app import App
+    from .static import StaticFiles
+
+    if not os.path.isdir(args.directory):
+        raise UsageError(f"not a directory: {args.directory}")
+    app = App(template_folder=None, static_folder=args.directory)
+    app.static = StaticFiles(args.directory, listing=args.listing)
+    return serve(app.handle, args)
+
+
+COMMANDS = {"run": cmd_run, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
