@@ -266,7 +266,8 @@ class App:
             except Exception:
                 log.exception("could not render the error page for %s", status)
                 html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
-            response = Response(html, status)
+            # A path that is not UTF-8 (%ff) reaches the page as surrogates: never let it turn a 404 into a 500.
+            response = Response(html.encode("utf-8", "backslashreplace"), status, content_type=_HTML.decode())
         if headers:
             response.headers.update(headers)
         return response

@@ -250,7 +250,7 @@ def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
             return None
         start = int(first)
         end = int(last) if last else size - 1
-        if end < start:
+        if last and end < start:
             return None
         if start < size:
             ranges.append((start, min(end, size - 1)))
