@@ -46,7 +46,7 @@ from urllib.parse import quote
 from . import http11
 from .errors import MethodNotAllowed, NotFound
 from .requests import Request
-from .responses import BodySource, FileBody, MutableHeaders, Response, StreamBody, guess_type
+from .responses import BodySource, FileBody, FileResponse, MutableHeaders, Response, StreamBody, guess_type
 
 __all__ = ["StaticFiles", "StaticResponse", "FileEntry", "parse_ranges", "FINGERPRINT"]
 
@@ -138,14 +138,20 @@ class _Listing:
 _Resolved = _File | _Redirect | _Listing
 
 
-class StaticResponse(Response):
-    """A file (or a range of one) from a ``FileEntry``; its head is pre-encoded unless headers are touched."""
+class StaticResponse(FileResponse):
+    """A file (or a range of one) from a ``FileEntry``; its head is pre-encoded unless headers are touched.
+
+    A ``FileResponse`` (``path`` is the file sent), so after-request hooks that rewrite
+    file responses see it as one.
+    """
 
     __slots__ = ("entry", "offset", "length", "extra", "parts")
 
     def __init__(self, entry: FileEntry, status: int = 200, offset: int = 0, length: int | None = None,
                  extra: list[tuple[str, str]] | None = None) -> None:
         self.entry = entry
+        self.path = entry.real
+        self.download_name = None
         self.status = status
         self.offset = offset
         self.length = entry.size if length is None else length
