@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from typing import IO, Any
+from urllib.parse import unquote
 
 from .errors import HTTPError
 from .requests import Headers, MultiDict
@@ -144,8 +145,6 @@ def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
         if key.endswith("*"):
             charset, _, encoded = val.partition("'")
             _, _, encoded = encoded.partition("'")
-            from urllib.parse import unquote
-
             try:
                 extended[key[:-1]] = unquote(encoded, encoding=charset or "utf-8", errors="strict")
             except (LookupError, UnicodeDecodeError):
