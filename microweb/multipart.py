@@ -76,6 +76,16 @@ class UploadedFile:
     def size(self) -> int:
         return len(self._data)
 
+    @property
+    def mimetype(self) -> str:
+        """The content type without parameters (``text/plain`` for ``text/plain; charset=utf-8``)."""
+        return self.content_type.split(";", 1)[0].strip().lower()
+
+    @property
+    def stream(self) -> UploadedFile:
+        """A readable binary file object over the data (the upload itself, as Flask's ``.stream``)."""
+        return self
+
     def __len__(self) -> int:
         return len(self._data)
 
