@@ -126,9 +126,13 @@ class App:
 
         ``_external=True`` builds the full public URL from ``_request``'s scheme and host (which
         a trusted proxy's ``X-Forwarded-Proto``/``-Host``/``Forwarded`` have already set), or
-        from ``_scheme``/``_host`` when given.
+        from ``_scheme``/``_host`` when given. ``url_for("static", filename="css/site.css")`` is
+        the URL of a file in the static folder (as in Flask), unless a route is named ``static``.
         """
-        path = self.router.url_for(endpoint, params)
+        if endpoint == "static" and "static" not in self.router.by_name and self.static_folder is not None:
+            path = self._static_url(params)
+        else:
+            path = self.router.url_for(endpoint, params)
         if not _external:
             return path
         if _request is not None:
@@ -140,6 +144,14 @@ class App:
         else:
             raise ValueError("url_for(..., _external=True) needs _request=request (or _host=...)")
         return f"{scheme}://{host}{prefix}{path}"
+
+    def _static_url(self, params: dict[str, Any]) -> str:
+        from urllib.parse import quote, urlencode
+
+        if "filename" not in params:
+            raise KeyError("url_for('static') needs a value for 'filename'")
+        path = f"{self.static_url_path}/{quote(str(params.pop('filename')).lstrip('/'))}"
+        return path + "?" + urlencode(params, doseq=True) if params else path
 
     def render_template(self, name: str, /, **context: Any) -> str:
         """Render the template ``name`` with ``context``; ``url_for`` is always there.

@@ -47,6 +47,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any, Callable, Iterable
 
@@ -54,6 +55,7 @@ from . import http11
 from .http11 import Limits, ProtocolError, RequestParser
 from .requests import Request
 from .responses import BodySource, FileBody, StreamBody
+from .push import PushStream
 from .timers import TimerWheel
 
 __all__ = ["Server", "Connection"]
@@ -68,6 +70,7 @@ RECV_SIZE = 65536
 ACCEPT_BACKOFF = 0.5  # seconds without polling the listener after EMFILE
 SENDFILE_STEP = 1 << 20  # bytes per sendfile call before giving other connections a turn
 STREAM_STEP = 16  # stream pieces per turn
+PIPELINE_BATCH = 16  # a read completing more requests than this is answered in growing batches
 _WAKE = object()
 _LISTENER = None
 
@@ -78,7 +81,7 @@ class Connection:
     __slots__ = (
         "sock", "fd", "parser", "outbox", "pending_bytes", "deadline", "timer_slot", "closed",
         "close_after", "reading", "events", "receiving", "peer_eof", "requests_served",
-        "body_started", "body_received", "queue", "busy", "pending_error",
+        "body_started", "body_received", "queue", "busy", "pending_error", "deferred",
     )
 
     def __init__(self, sock: socket.socket, parser: RequestParser) -> None:
@@ -104,6 +107,8 @@ class Connection:
         self.queue: deque[Request] | None = None
         self.busy = False
         self.pending_error: ProtocolError | None = None
+        # Pipelined requests not answered yet because the outbox is over high_water.
+        self.deferred: list[Request] | None = None
 
 
 class Server:
@@ -181,6 +186,9 @@ class Server:
         self.selector.register(self.listener, EVENT_READ, _LISTENER)
         self.selector.register(self._wake_r, EVENT_READ, _WAKE)
         self.started = threading.Event()
+        # Server push (push.py): streams woken from other threads wait here for the loop.
+        self._push_ready: deque[PushStream] = deque()
+        self._push_streams: weakref.WeakSet[PushStream] = weakref.WeakSet()
         self.pool: Any = None
         if threads > 0:
             from .threads import HandlerPool
@@ -283,6 +291,8 @@ class Server:
         """One step of a graceful stop; True when the loop may end."""
         if self._stop_deadline == 0.0:
             self._stop_deadline = self.now + self.graceful_timeout
+            for stream in list(self._push_streams):
+                stream.end()  # a push stream would otherwise hold its connection to the deadline
             # Requests that reached us before the stop are answered: accept what waits in
             # the backlog and read what idle connections have been sent.
             if self._accept_paused != 1:
@@ -326,6 +336,8 @@ class Server:
                 pass
         except OSError:
             pass
+        if self._push_ready:
+            self._flush_pushed()
 
     # -- accepting ------------------------------------------------------------
 
@@ -396,10 +408,13 @@ class Server:
             return
         requests = parser.receive(data)
         if requests or parser.error is not None:
-            self._respond(conn, requests)
+            if len(requests) > PIPELINE_BATCH and self.pool is None:
+                self._respond_in_batches(conn, requests)
+            else:
+                self._respond(conn, requests)
             if conn.closed:
                 return
-        if parser.interim:
+        if parser.interim and conn.deferred is None:
             # The 100 Continue is for the request still waiting for its body, so it goes
             # after the responses to the requests this read completed before it.
             self._write(conn, parser.interim)
@@ -485,6 +500,48 @@ class Server:
             self._write(conn, out[0] if len(out) == 1 else b"".join(out))
         if conn.close_after and not conn.outbox and not conn.closed:
             self._close(conn)
+
+    def _respond_in_batches(self, conn: Connection, requests: list[Request]) -> None:
+        """Answer a long pipelined run in batches of 16, 32, 64, ... requests.
+
+        One 64 KiB read can hold a thousand small requests; answered all at once, each
+        for a large body, they would be built in memory together (a 1 MiB page: 2 GB
+        from one read). After each batch, if the socket has left more than
+        ``high_water`` bytes queued, the rest wait in ``conn.deferred`` (and the
+        connection is not read) until the outbox drains. The batches grow so that
+        small responses still leave in few ``send`` calls.
+        """
+        parser = conn.parser
+        error = parser.error
+        parser.error = None  # its answer goes after the last batch, not the first
+        try:
+            start, size, total = 0, PIPELINE_BATCH, len(requests)
+            while start < total:
+                end = start + size
+                if end >= total:
+                    parser.error = error
+                self._respond(conn, requests[start:end])
+                if conn.closed or conn.close_after:
+                    return
+                start, size = end, size * 2
+                if start < total and conn.pending_bytes > self.high_water:
+                    conn.deferred = requests[start:]
+                    self._set_events(conn, EVENT_WRITE)
+                    return
+        finally:
+            parser.error = error
+
+    def _respond_deferred(self, conn: Connection) -> None:
+        """The outbox drained: answer the pipelined requests held back, then any 100 Continue."""
+        requests, conn.deferred = conn.deferred, None
+        assert requests is not None
+        self._respond_in_batches(conn, requests)
+        if conn.closed or conn.deferred is not None:
+            return
+        parser = conn.parser
+        if parser.interim:
+            self._write(conn, parser.interim)
+            parser.interim = b""
 
     # -- the thread pool (--threads N) ------------------------------------------
     #
@@ -643,6 +700,10 @@ class Server:
                 self._start_write_wait(conn)
             return
         # Drained.
+        if conn.deferred is not None:
+            self._respond_deferred(conn)
+            if conn.closed or conn.outbox:
+                return
         if conn.close_after:
             self._close(conn)
             return
@@ -658,6 +719,8 @@ class Server:
         """
         if type(source) is FileBody:
             return self._send_file(conn, source)
+        if type(source) is PushStream:
+            return self._send_push(conn, source)
         assert isinstance(source, StreamBody)
         sock = conn.sock
         outbox = conn.outbox
@@ -687,6 +750,64 @@ class Server:
                 conn.pending_bytes += len(rest)
                 return False
         return False
+
+    # -- server push (push.py) ---------------------------------------------------
+
+    def _send_push(self, conn: Connection, stream: PushStream) -> bool | None:
+        """Send what a push stream has queued, then park the connection until the next push.
+
+        Returns like ``_send_source``, and None also when parked: the connection then waits
+        with read interest only (to notice the client leaving) and the keep-alive deadline.
+        """
+        if stream.conn is None:
+            stream.conn = conn
+            with stream._lock:
+                stream.waker = self._wake_push
+            self._push_streams.add(stream)
+        sock = conn.sock
+        outbox = conn.outbox
+        while True:
+            piece = stream.take()
+            if piece is None:
+                if stream.ended:
+                    outbox.pop(0)
+                    self._push_streams.discard(stream)
+                    stream.close()
+                    if stream.chunked:
+                        outbox.insert(0, http11.LAST_CHUNK)
+                        conn.pending_bytes += len(http11.LAST_CHUNK)
+                    return True
+                if conn.peer_eof:
+                    self._close(conn)
+                    return None
+                self._set_events(conn, EVENT_READ)
+                conn.deadline = self.now + self.keepalive_timeout
+                return None
+            try:
+                sent = sock.send(piece)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn)
+                return None
+            if sent < len(piece):
+                rest = memoryview(piece)[sent:]
+                outbox.insert(0, rest)
+                conn.pending_bytes += len(rest)
+                return False
+
+    def _wake_push(self, stream: PushStream) -> None:
+        """Called from any thread when a push stream has something new."""
+        self._push_ready.append(stream)
+        self._wake()
+
+    def _flush_pushed(self) -> None:
+        ready = self._push_ready
+        while ready:
+            stream = ready.popleft()
+            conn = stream.conn
+            if conn is not None and not conn.closed and conn.outbox and conn.outbox[0] is stream:
+                self._flush(conn)
 
     def _send_file(self, conn: Connection, body: FileBody) -> bool | None:
         out_fd = conn.fd

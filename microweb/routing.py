@@ -181,7 +181,7 @@ class Router:
             name: str | None = None) -> Route:
         explicit = {m.upper() for m in (methods or ["GET"])}
         method_set = explicit | {"HEAD"} if "GET" in explicit else set(explicit)
-        name = name or getattr(handler, "__name__", "handler")
+        name = name or str(getattr(handler, "__name__", "handler"))
         existing = self.by_name.get(name)
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"endpoint name {name!r} is already used by another function; pass name=...")

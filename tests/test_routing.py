@@ -247,3 +247,12 @@ def test_cli_routes_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
         result = run_cli(*args, cwd=str(tmp_path))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_url_for_static_files() -> None:
+    app = App(static_folder="static", static_url_path="/assets")
+    assert app.url_for("static", filename="css/site v2.css") == "/assets/css/site%20v2.css"
+    assert app.url_for("static", filename="app.js", v=3) == "/assets/app.js?v=3"
+    assert App().url_for("static", filename="/a.png") == "/a.png"
+    with pytest.raises(KeyError):
+        App(static_folder=None).url_for("static", filename="a.png")

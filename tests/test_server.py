@@ -24,7 +24,7 @@ class Reader:
 
     def __init__(self, sock: socket.socket, timeout: float = 5.0) -> None:
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()
         sock.settimeout(timeout)
 
     def _fill(self) -> None:
@@ -36,13 +36,16 @@ class Reader:
     def _take_line(self) -> bytes:
         while b"\r\n" not in self.buf:
             self._fill()
-        line, _, self.buf = self.buf.partition(b"\r\n")
+        end = self.buf.index(b"\r\n")
+        line = bytes(self.buf[:end])
+        del self.buf[:end + 2]
         return line
 
     def _take(self, n: int) -> bytes:
         while len(self.buf) < n:
             self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
         return data
 
     def response(self, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
@@ -110,6 +113,10 @@ def make_app() -> App:
     def big(request: Request, size: int) -> bytes:
         return b"x" * size
 
+    @app.route("/blob/<int:i>")
+    def blob(request: Request, i: int) -> bytes:
+        return b"%08d" % i + b"b" * 99_992
+
     @app.route("/stream")
     def stream(request: Request) -> Response:
         return Response(iter([b"one,", b"two,", b"three"]), content_type="text/plain")
@@ -173,6 +180,45 @@ def test_pipelined_mix_of_bodies_in_one_write(server: LiveServer) -> None:
         bodies = [reader.response()[2] for _ in range(4)]
         assert bodies == [b"GET /a 0:", b"POST /b 5:hello", b"PUT /c 3:abc", b"GET /d 0:"]
         assert reader.closed()
+
+
+def test_long_pipeline_of_large_responses_is_built_a_batch_at_a_time(server: LiveServer) -> None:
+    # 1000 requests in one 30 KB write, 100 KB each: answered all at once that is 100 MB
+    # built in memory; the reactor must hold back the rest while the socket is full.
+    n = 1000
+    with server.connect() as sock:
+        sock.sendall(b"".join(get(f"/blob/{i}") for i in range(n)))
+        time.sleep(0.5)
+        queued = sum(c.pending_bytes for c in list(server.server.connections.values()))
+        assert queued < 20_000_000, f"{queued} bytes queued for one client"
+        reader = Reader(sock, timeout=10)
+        for i in range(n):
+            status, _, body = reader.response()
+            assert status == 200 and body[:8] == b"%08d" % i and len(body) == 100_000
+        sock.sendall(get("/echo/after"))
+        assert reader.response()[2] == b"GET /after 0:"
+
+
+def test_long_pipeline_then_a_bad_request(server: LiveServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"".join(get(f"/echo/{i}") for i in range(100)) + b"GET / HTTP/1.1\r\n\r\n")
+        reader = Reader(sock)
+        assert [reader.response()[2] for _ in range(100)] == [b"GET /%d 0:" % i for i in range(100)]
+        assert reader.response()[0] == 400
+        assert reader.closed()
+
+
+def test_long_pipeline_of_large_responses_then_100_continue(server: LiveServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"".join(get(f"/blob/{i}") for i in range(200))
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        time.sleep(0.3)
+        reader = Reader(sock, timeout=10)
+        for i in range(200):
+            assert reader.response()[2][:8] == b"%08d" % i
+        assert reader.response()[0] == 100
+        sock.sendall(b"hello")
+        assert reader.response()[2] == b"POST /e 5:hello"
 
 
 def test_pipelined_requests_split_across_writes(server: LiveServer) -> None:
@@ -605,3 +651,38 @@ def test_server_object_serves_in_a_thread_without_signal_handlers() -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# -- timeouts ----------------------------------------------------------------------------
+
+
+def test_idle_keep_alive_timeout_closes_quietly(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), keepalive_timeout=1.0)
+    with server.connect() as sock:
+        sock.sendall(get("/"))
+        reader = Reader(sock)
+        reader.response()
+        started = time.monotonic()
+        assert reader.closed(timeout=5)  # no bytes, just the close
+        assert 0.5 < time.monotonic() - started < 4
+
+
+def test_head_timeout_answers_408(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), head_timeout=1.0)
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")  # the head never ends
+        reader = Reader(sock, timeout=5)
+        assert reader.response()[0] == 408
+        assert reader.closed()
+
+
+def test_stop_does_not_wait_longer_than_the_grace_period(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), graceful_timeout=1.0)
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.2)
+        started = time.monotonic()
+        server.server.stop()
+        server.thread.join(10)
+        assert not server.thread.is_alive()
+        assert time.monotonic() - started < 4
