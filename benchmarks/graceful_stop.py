@@ -73,6 +73,7 @@ class Checker:
 
     def _run(self, i: int) -> None:
         path = "/big" if i % 2 == 0 else "/stream"
+        time.sleep(i * 0.13)  # staggered, so the stop finds responses at every stage
         sock: socket.socket | None = None
         while not self.stop.is_set():
             if sock is None:

@@ -46,6 +46,9 @@ class Supervised:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         wait_for_port("127.0.0.1", self.port)
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 0
+        if workers:
+            self.wait_log(r"worker \d+ started", count=workers)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
