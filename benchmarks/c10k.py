@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
     parser.add_argument("--reps", type=int, default=3, help="wrk runs with and without (median; default 3)")
     parser.add_argument("--server", choices=sorted(SERVERS), default="microweb")
-    parser.add_argument("--priority", choices=["none", "nice", "rt"], default="none",
-                        help="run the server and wrk under nice -n -10 or chrt -f 10 (see run.py)")
+    parser.add_argument("--priority", choices=sorted(h.PRIORITIES), default="none",
+                        help="nice: run the server and wrk under nice -n -10 (a busy machine)")
     args = parser.parse_args(argv)
     h.priority[:] = h.PRIORITIES[args.priority]
     try:

@@ -2,7 +2,7 @@
 """Issue 2's benchmark: microweb, waitress and uvicorn serving the same hello world, wrk keep-alive
 with 50 connections, server on core 1 and wrk on core 0; requests/s, p99 and microweb/peer.
 
-usage: python3 benchmarks/hello.py [--reps 3] [--duration 5] [--priority none|nice|rt]
+usage: python3 benchmarks/hello.py [--reps 3] [--duration 5] [--priority none|nice]
 """
 from __future__ import annotations
 

@@ -139,8 +139,8 @@ def time_to_first_accept(ws: Workspace, reps: int) -> list[float]:
         env = dict(os.environ, PYTHONPATH=h.REPO_ROOT)
         with open(os.devnull, "wb") as devnull:
             start = time.perf_counter()
-            proc = subprocess.Popen([*h.priority, "taskset", "-c", h.SERVER_CPU, *spec.argv], cwd=spec.cwd, env=env,
-                                    stdout=devnull, stderr=devnull)
+            argv = [*h.priority, "taskset", "-c", h.SERVER_CPU, *spec.argv]
+            proc = subprocess.Popen(argv, cwd=spec.cwd, env=env, stdout=devnull, stderr=devnull)
             try:
                 accepted = h.wait_for_port(h.HOST, port, 10.0, proc, interval=0.001)
             finally:
@@ -245,9 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 5; --quick 2)")
     parser.add_argument("--connections", type=int, default=10000, help="c10k: idle connections (default 10000)")
     parser.add_argument("--publish", action="store_true", help="also write docs/benchmark.png and README's table")
-    parser.add_argument("--priority", choices=["none", "nice", "rt"], default="none",
-                        help="run servers and wrk under nice -n -10 or chrt -f 10 (rt: steady figures on a "
-                             "busy machine, but starves other work on both cores while wrk runs)")
+    parser.add_argument("--priority", choices=sorted(h.PRIORITIES), default="none",
+                        help="nice: run the server and wrk under nice -n -10 (a busy machine)")
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "latest.json"), help="JSON results path")
     args = parser.parse_args(argv)
     names = parse_only(args.only)
