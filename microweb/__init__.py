@@ -4,12 +4,14 @@ from __future__ import annotations
 from .app import App
 from .errors import HTTPError, MethodNotAllowed, NotFound, abort
 from .http11 import ProtocolError
+from .multipart import FormLimits, UploadedFile
 from .requests import Headers, MultiDict, Request
 from .responses import FileResponse, Response, redirect
 
 __all__ = [
     "App",
     "FileResponse",
+    "FormLimits",
     "HTTPError",
     "Headers",
     "MethodNotAllowed",
@@ -18,6 +20,7 @@ __all__ = [
     "ProtocolError",
     "Request",
     "Response",
+    "UploadedFile",
     "abort",
     "redirect",
 ]

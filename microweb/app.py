@@ -2,8 +2,6 @@
 the server calls for every request."""
 from __future__ import annotations
 
-import inspect
-import json as _json
 import logging
 import os
 import traceback
@@ -11,10 +9,12 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from . import http11
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
+from .multipart import FormLimits
 from .requests import Request
-from .responses import BodySource, Response, json_response
+from .responses import BodySource, Response, json_dumps, json_response
 from .routing import Router, _Options
 from .templating import Templates
+from .wsgi import call_app as call_wsgi
 
 __all__ = ["App"]
 
@@ -48,7 +48,6 @@ class App:
         static_url_path: str = "",
         debug: bool = False,
     ) -> None:
-        self.debug = debug
         self.router = Router()
         self.template_folder = _resolve_folder(template_folder)
         self.static_folder = _resolve_folder(static_folder)
@@ -57,8 +56,20 @@ class App:
         self.after_request_funcs: list[Callable[[Request, Response], Response]] = []
         self.error_handlers: dict[int | type[BaseException], Callable[[Request, Any], Any]] = {}
         self.templates = Templates(self.template_folder, auto_reload=debug, globals={"url_for": self.url_for})
+        self.debug = debug
+        self.form_limits = FormLimits()  # multipart/urlencoded limits (see multipart.py)
         self.static: Any = None  # the static-file resolver, made on first use (see static.py)
         self._literal = self.router.literal
+
+    @property
+    def debug(self) -> bool:
+        """Debug mode: the 500 page shows the traceback and templates reload when their file changes."""
+        return self._debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self._debug = bool(value)
+        self.templates.set_auto_reload(self._debug)
 
     # -- registration ---------------------------------------------------------
 
@@ -109,11 +120,46 @@ class App:
 
         return decorator
 
-    def url_for(self, endpoint: str, **params: Any) -> str:
-        """Build the path of ``endpoint``; params not in the route become the query string."""
-        return self.router.url_for(endpoint, params)
+    def url_for(self, endpoint: str, _external: bool = False, _request: Request | None = None,
+                _scheme: str | None = None, _host: str | None = None, **params: Any) -> str:
+        """Build the path of ``endpoint``; params not in the route become the query string.
 
-    def render_template(self, name: str, **context: Any) -> str:
+        ``_external=True`` builds the full public URL from ``_request``'s scheme and host (which
+        a trusted proxy's ``X-Forwarded-Proto``/``-Host``/``Forwarded`` have already set), or
+        from ``_scheme``/``_host`` when given. ``url_for("static", filename="css/site.css")`` is
+        the URL of a file in the static folder (as in Flask), unless a route is named ``static``.
+        """
+        if endpoint == "static" and "static" not in self.router.by_name and self.static_folder is not None:
+            path = self._static_url(params)
+        else:
+            path = self.router.url_for(endpoint, params)
+        if not _external:
+            return path
+        if _request is not None:
+            scheme = _scheme or _request.scheme
+            host = _host or _request.host
+            prefix = (_request.environ or {}).get("SCRIPT_NAME", "") if _request.environ else ""
+        elif _host:
+            scheme, host, prefix = _scheme or "http", _host, ""
+        else:
+            raise ValueError("url_for(..., _external=True) needs _request=request (or _host=...)")
+        return f"{scheme}://{host}{prefix}{path}"
+
+    def _static_url(self, params: dict[str, Any]) -> str:
+        from urllib.parse import quote, urlencode
+
+        if "filename" not in params:
+            raise KeyError("url_for('static') needs a value for 'filename'")
+        path = f"{self.static_url_path}/{quote(str(params.pop('filename')).lstrip('/'))}"
+        return path + "?" + urlencode(params, doseq=True) if params else path
+
+    def render_template(self, name: str, /, **context: Any) -> str:
+        """Render the template ``name`` with ``context``; ``url_for`` is always there.
+
+        Pass ``request=request`` to make the request available in the template (or call
+        ``request.render_template(name, **context)``, which does that for you): there is no
+        global current request.
+        """
         return self.templates.render(name, context)
 
     # -- dispatch -------------------------------------------------------------
@@ -128,11 +174,20 @@ class App:
                 rv = self._dispatch(request)
             else:
                 rv = route.handler(request)
-            if type(rv) is str and not self.after_request_funcs:
-                body = rv.encode("utf-8")
-                head = http11.encode_simple_head(200, _HTML, len(body), request.keep_alive,
-                                                 request.http_version == "HTTP/1.1")
-                return head if request.method == "HEAD" else head + body
+            if not self.after_request_funcs:
+                kind = type(rv)
+                if kind is str:
+                    body = rv.encode("utf-8")
+                    content_type = _HTML
+                elif kind is dict or kind is list:
+                    body = json_dumps(rv).encode("utf-8")
+                    content_type = _JSON
+                else:
+                    body = None
+                if body is not None:
+                    head = http11.encode_simple_head(200, content_type, len(body), request.keep_alive,
+                                                     request.http_version == "HTTP/1.1")
+                    return head if request.method == "HEAD" else head + body
             response = self.make_response(rv)
             for func in self.after_request_funcs:
                 response = func(request, response)
@@ -211,8 +266,6 @@ class App:
             return response.encode(request)
         except Exception as second:
             log.exception("error while handling an error for %s %s", request.method, request.path)
-            if isinstance(second, ValueError) and "header" in str(second):
-                pass
             return self._plain_500(request)
 
     def _plain_500(self, request: Request) -> bytes:
@@ -238,8 +291,10 @@ class App:
         log.error("Exception on %s %s", request.method, request.path, exc_info=exc)
         handler = self.error_handlers.get(500)
         if handler is not None:
-            return self.make_response(handler(request, HTTPError(500, None)))
-        tb = traceback.format_exc() if self.debug else None
+            error = HTTPError(500, None)
+            error.__cause__ = exc  # the handler can look at what went wrong
+            return self.make_response(handler(request, error))
+        tb = "".join(traceback.format_exception(exc)) if self.debug else None
         return self.error_response(request, 500, None, None, tb)
 
     def _find_exception_handler(self, exc: BaseException) -> Callable[[Request, Any], Any] | None:
@@ -268,12 +323,30 @@ class App:
             response.headers.update(headers)
         return response
 
+    # -- WSGI -----------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI entry point: ``gunicorn module:app`` serves this App unchanged (see wsgi.py)."""
+        return call_wsgi(self, environ, start_response)
+
     # -- running --------------------------------------------------------------
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-        """Serve this app until SIGINT or SIGTERM (see ``microweb.server.Server`` for options)."""
+        """Serve this app until SIGINT or SIGTERM.
+
+        ``options`` are ``microweb.reactor.Server``'s keywords (limits, timeouts,
+        ``max_connections``, ``threads``; README "Limits and hardening") plus ``workers``.
+        """
         from .reactor import Server
 
+        workers = options.pop("workers", 0)
+        if workers:  # --workers N: a supervisor and N forked processes (see workers.py)
+            from .workers import run_workers
+
+            run_workers(self.handle, host, port, workers,
+                        on_listening=lambda url: print(f"microweb serving on {url} with {workers} workers", flush=True),
+                        **options)
+            return
         server = Server(self.handle, host=host, port=port, **options)
         print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
         server.serve_forever()

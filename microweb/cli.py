@@ -52,7 +52,9 @@ def locate_app(spec: str) -> Any:
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as exc:
-            if exc.name and module_part.startswith(exc.name):
+            # Only the module asked for (or a package on its path) is "not found"; a missing
+            # module that the app itself imports is the app's error, shown with its traceback.
+            if exc.name and (exc.name == module_part or module_part.startswith(exc.name + ".")):
                 raise UsageError(f"cannot find module {module_part!r}") from None
             raise
     obj = module
@@ -78,38 +80,194 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve an app: microweb run MODULE:ATTR")
     run.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute (default app)")
     add_server_options(run)
+    from .runner import add_run_options
+
+    add_run_options(run)
+    new = sub.add_parser("new", help="create a new site: microweb new NAME")
+    new.add_argument("name", metavar="NAME", help="the directory to create")
+    routes = sub.add_parser("routes", help="print the route table: microweb routes MODULE:ATTR")
+    routes.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute")
     return parser
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    add_limit_options(parser)
+
+
+def _check_target(obj: Any, spec: str) -> Any:
+    """A microweb App, or any other WSGI callable (served through ``WSGIAdapter``)."""
+    from .app import App
+
+    if isinstance(obj, App) or callable(obj):
+        return obj
+    raise UsageError(f"{spec} is a {type(obj).__name__}, not a microweb App or a WSGI application")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    app = _check_app(locate_app(args.app), args.app)
-    return serve(app.handle, args)
+    from . import runner
+
+    runner.check_run_options(args, UsageError)
+    if args.reload and not os.environ.get(runner.LISTEN_FD_ENV):
+        from .reload import run_with_reloader
+
+        return run_with_reloader(args, UsageError)
+    target = _check_target(locate_app(args.app), args.app)
+    return serve(runner.make_handler(target, args), args, target)
 
 
-def serve(handle: Any, args: argparse.Namespace) -> int:
+def serve(handle: Any, args: argparse.Namespace, target: Any = None) -> int:
+    from . import runner
     from .reactor import Server
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"port must be between 0 and 65535, got {args.port}")
+    options = limit_options(args)
+    workers = options.pop("workers")
+    options.update(runner.server_options(args))
+    inherited = options.pop("sock", None)  # the listening socket a --reload supervisor holds
     try:
-        server = Server(handle, host=args.host, port=args.port)
+        if workers:
+            from .reactor import create_listener
+
+            listener = inherited or create_listener(args.host, args.port)
+        else:
+            server = Server.create(handle, host=args.host, port=args.port, sock=inherited, **options)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(f"port {args.port} on {args.host} is already in use") from None
         if exc.errno == errno.EACCES:
             raise UsageError(f"permission denied to listen on {args.host}:{args.port}") from None
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
+    if workers:
+        from .workers import run_workers
+
+        if hasattr(handle, "set_address"):  # a WSGI app: SERVER_NAME/SERVER_PORT are the real ones
+            handle.set_address(*listener.getsockname()[:2])
+
+        def listening(url: str) -> None:
+            print(f"microweb serving on {url} with {workers} workers (press Ctrl+C to quit)", flush=True)
+
+        return run_workers(handle, args.host, args.port, workers, sock=listener, on_listening=listening, **options)
+    if hasattr(handle, "set_address"):
+        handle.set_address(*server.address)
+    print(runner.banner(server.url, target, args), flush=True)
     server.serve_forever()
     return 0
 
 
-COMMANDS = {"run": cmd_run}
+def cmd_routes(args: argparse.Namespace) -> int:
+    app = _check_app(locate_app(args.app), args.app)
+    print(format_routes(app))
+    return 0
+
+
+def format_routes(app: Any) -> str:
+    """The route table in the order the router tries it: literal paths, then dynamic rules, then static files."""
+    router = app.router
+    literal = [r for r in router.routes if r.is_literal]
+    rows = [("METHODS", "PATH", "ENDPOINT")]
+    for route in literal + list(router.dynamic):
+        rows.append((", ".join(sorted(route.methods)), route.rule, route.name))
+    if app.static_folder is not None:
+        rows.append(("GET, HEAD", f"{app.static_url_path}/<path:filename>", f"(static files: {app.static_folder})"))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{m:<{widths[0]}}  {p:<{widths[1]}}  {e}" for m, p, e in rows)
+
+
+
+
+# -- limits and hardening flags (README "Limits and hardening") ------------------
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+               "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``"16M"`` -> 16777216: a byte count with an optional K/M/G suffix (powers of 1024)."""
+    value = text.strip().lower()
+    digits = value.rstrip("kmgib")
+    unit = value[len(digits):]
+    if unit not in _SIZE_UNITS or not digits.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a size like 65536, 64K or 16M, got {text!r}")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+# (flag, Server keyword, type, help); None defaults leave the Server's own default.
+LIMIT_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--max-request-line", "max_request_line", parse_size, "longest request line (default 8K; longer: 414)"),
+    ("--max-header-size", "max_header_size", parse_size, "largest header section (default 64K; larger: 431)"),
+    ("--max-header-count", "max_header_count", _count, "most header fields (default 100; more: 431)"),
+    ("--max-body-size", "max_body_size", parse_size, "largest request body (default 16M; larger: 413)"),
+    ("--keepalive-timeout", "keepalive_timeout", _seconds, "idle keep-alive seconds (default 75)"),
+    ("--head-timeout", "head_timeout", _seconds, "seconds from a head's first byte to its end (default 10; then 408)"),
+    ("--body-timeout", "body_timeout", _seconds, "longest pause while a body arrives, and the grace before "
+                                                 "--min-body-rate applies (default 30)"),
+    ("--min-body-rate", "min_body_rate", parse_size, "bytes/s a body must average after the grace "
+                                                     "(default 1K; 0: off)"),
+    ("--write-timeout", "write_timeout", _seconds, "close a connection whose output makes no progress this long "
+                                                   "(default 30)"),
+    ("--graceful-timeout", "graceful_timeout", _seconds, "on SIGTERM/SIGINT, seconds to finish begun responses "
+                                                         "(default 30)"),
+    ("--max-connections", "max_connections", _count, "concurrent connections; more wait in the backlog "
+                                                     "(default: the fd limit less headroom)"),
+    ("--max-requests-per-connection", "max_requests_per_connection", _count,
+     "requests one connection may make before it is closed (default 10000; 0: no cap)"),
+    ("--max-pipelined", "max_pipelined", _count, "with --threads: requests queued per connection before it "
+                                                 "is no longer read (default 128)"),
+    ("--threads", "threads", _count, "run handlers in a pool of N threads (default 0: inline in the reactor)"),
+    ("--workers", "workers", _count, "pre-fork N worker processes under a supervisor (default 0: one process)"),
+]
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("limits and hardening")
+    for flag, dest, kind, text in LIMIT_FLAGS:
+        group.add_argument(flag, dest=dest, type=kind, default=None, metavar="N", help=text)
+
+
+def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Server keywords given on the command line (``workers`` always present)."""
+    options = {dest: getattr(args, dest) for _, dest, _, _ in LIMIT_FLAGS if getattr(args, dest, None) is not None}
+    options.setdefault("workers", 0)
+    return options
+
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from .scaffold import create_project
+
+    try:
+        files = create_project(args.name)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"created {args.name}/: " + ", ".join(files))
+    print(f"next: cd {args.name} && microweb run app:app --debug --reload   (tests: python -m pytest -q)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "routes": cmd_routes, "new": cmd_new}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

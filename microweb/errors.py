@@ -22,6 +22,14 @@ class HTTPError(Exception):
         return f"{self.status}: {self.description}" if self.description else str(self.status)
 
 
+class BadRequestKeyError(HTTPError, KeyError):
+    """A key missing from ``request.args``, ``form`` or ``files``: a ``KeyError`` that answers 400."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(400, f"The request has no field {key!r}")
+        self.key = key
+
+
 class NotFound(HTTPError):
     def __init__(self, description: str | None = None) -> None:
         super().__init__(404, description)

@@ -1,10 +1,11 @@
-"""Form bodies: ``application/x-www-form-urlencoded`` (multipart lives in ``multipart.py``)."""
+"""Form bodies: ``application/x-www-form-urlencoded`` here, ``multipart/form-data`` in ``multipart.py``."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from .errors import HTTPError
+from .multipart import form_limits_of, parse_multipart
 from .requests import MultiDict
 
 if TYPE_CHECKING:
@@ -12,13 +13,20 @@ if TYPE_CHECKING:
 
 
 def parse_form(request: Request) -> tuple[MultiDict, MultiDict]:
-    """Parse the request body as a form: (fields, files)."""
+    """Parse the request body as a form: (fields, files). Other content types give two empty dicts."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/x-www-form-urlencoded":
+        limits = form_limits_of(request)
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError:
             raise HTTPError(400, "Form body is not valid UTF-8") from None
-        return MultiDict(parse_qsl(text, keep_blank_values=True)), MultiDict()
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=limits.max_fields)
+        except ValueError:
+            raise HTTPError(413, f"Too many form fields (limit {limits.max_fields})") from None
+        return MultiDict(pairs), MultiDict()
+    if media == "multipart/form-data":
+        return parse_multipart(request.body, content_type, form_limits_of(request))
     return MultiDict(), MultiDict()

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import re
 import time
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Iterable
 
@@ -60,6 +59,7 @@ __all__ = [
     "CONTINUE_RESPONSE",
     "refresh_date",
     "reason_phrase",
+    "http_date",
 ]
 
 
@@ -75,7 +75,7 @@ class ProtocolError(Exception):
 class Limits:
     """Size limits enforced while parsing (defaults as documented in the README)."""
 
-    __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size")
+    __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size", "shared_blocks")
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class Limits:
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.max_body_size = max_body_size
+        self.shared_blocks: dict[tuple[bytes, bool], HeaderBlock] = {}
 
 
 DEFAULT_LIMITS = Limits()
@@ -109,12 +110,14 @@ _FIELD_LINE = re.compile(
     rb"(" + _TOKEN + rb"):[ \t]*((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*"
 )
 _METHOD = re.compile(_TOKEN)
-_TARGET = re.compile(rb"[\x21-\x7e]+")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _HOST = re.compile(rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\x00-\x08\x0a-\x1f\x7f]*)?")
 
+_MAX_TRAILER_LINE = 8192
+
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_PARTS: list[bytes] = []  # shared placeholder while no body is being read (never appended to)
 LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -125,7 +128,8 @@ class HeaderBlock:
     request that sends identical fields.
     """
 
-    __slots__ = ("headers", "content_length", "chunked", "connection", "host", "expect_continue")
+    __slots__ = ("headers", "content_length", "chunked", "has_body", "connection", "keep_alive", "host",
+                 "expect_continue", "raw")
 
     def __init__(
         self,
@@ -135,13 +139,17 @@ class HeaderBlock:
         connection: str,
         host: str | None,
         expect_continue: bool,
+        is_http11: bool = True,
     ) -> None:
         self.headers = headers
         self.content_length = content_length
         self.chunked = chunked
+        self.has_body = chunked or content_length > 0
         self.connection = connection
+        self.keep_alive = _wants_keep_alive(connection, is_http11)
         self.host = host
         self.expect_continue = expect_continue
+        self.raw: bytes | None = None  # the field block, when this is shared between connections
 
 
 def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderBlock:
@@ -181,13 +189,10 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
             raise ProtocolError(400, "Invalid Transfer-Encoding")
         chunked = True
     elif lengths:
-        first = lengths[0]
-        for value in lengths:
-            if not value.isdigit() or not value.isascii():
-                raise ProtocolError(400, "Invalid Content-Length")
-            if value != first and int(value) != int(first):
+        content_length = _content_length(lengths[0])
+        for value in lengths[1:]:
+            if _content_length(value) != content_length:
                 raise ProtocolError(400, "Conflicting Content-Length values")
-        content_length = int(first)
         if content_length > limits.max_body_size:
             raise ProtocolError(413, "Request body too large")
     hosts = lookup("host")
@@ -205,7 +210,20 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
         if expect.lower() != "100-continue":
             raise ProtocolError(417, "Unsupported expectation")
         expect_continue = is_http11
-    return HeaderBlock(headers, content_length, chunked, connection, host, expect_continue)
+    return HeaderBlock(headers, content_length, chunked, connection, host, expect_continue, is_http11)
+
+
+def _content_length(value: str) -> int:
+    """A Content-Length value as an int: plain ASCII digits only."""
+    if not value.isdigit() or not value.isascii():
+        raise ProtocolError(400, "Invalid Content-Length")
+    if len(value) > 18:
+        # int() refuses more than 4300 digits (ValueError, not a ProtocolError) and any
+        # length of 19+ significant digits is far beyond every body limit anyway.
+        value = value.lstrip("0") or "0"
+        if len(value) > 18:
+            raise ProtocolError(413, "Request body too large")
+    return int(value)
 
 
 def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
@@ -217,12 +235,22 @@ def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
     return is_http11 or "keep-alive" in tokens
 
 
+# ``Limits.shared_blocks`` holds validated header blocks shared by all the parsers
+# that use those limits, keyed by (raw bytes, is HTTP/1.1): clients send the same
+# fields again and again, so most requests skip field parsing, and 10,000 idle
+# connections that sent the same fields hold one parsed copy, not 10,000. It lives
+# on the Limits because a block is valid only under the limits it was checked with.
+# Bounded: only small blocks, and cleared when full.
+_SHARED_BLOCKS_MAX = 512
+_SHARED_BLOCK_MAX_SIZE = 2048
+
+
 class RequestParser:
     """Per-connection request parser: ``receive(data) -> [Request, ...]``."""
 
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme",
-        "_buffer", "_last_block", "_last_parsed", "_pending", "_remaining",
+        "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
         "_body_parts", "_body_size", "_chunk_state",
     )
 
@@ -234,12 +262,13 @@ class RequestParser:
         self.limits = limits
         self.remote_addr = remote_addr
         self.scheme = scheme
-        self._buffer = b""
+        self._buffer: bytes | bytearray = b""
         self._last_block = b"\x00"  # never equal to a real (validated) block
+        self._last_http11 = True
         self._last_parsed: HeaderBlock | None = None
         self._pending: Request | None = None  # request whose body is being read
         self._remaining = 0
-        self._body_parts: list[bytes] = []
+        self._body_parts: list[bytes] = _NO_PARTS
         self._body_size = 0
         self._chunk_state = _SIZE
 
@@ -258,15 +287,30 @@ class RequestParser:
                 self.error = ProtocolError(400, "Connection closed before the request was complete")
             self.state = CLOSED
             return requests
-        buf = self._buffer + data if self._buffer else data
         try:
+            buffered = self._buffer
+            if not buffered:
+                buf = data
+            elif self.state == HEAD:
+                # A head arriving in pieces grows one bytearray, and only the new bytes are
+                # searched and checked: a head trickled in byte by byte costs linear time.
+                if type(buffered) is not bytearray:
+                    buffered = self._buffer = bytearray(buffered)
+                old = len(buffered)
+                buffered += data
+                if buffered.find(b"\r\n\r\n", old - 3 if old > 3 else 0) < 0:
+                    self._check_partial_head(buffered, 0, old)
+                    return requests
+                buf = bytes(buffered)
+            else:
+                buf = buffered + data
             pos = 0
             while True:
                 state = self.state
                 if state == HEAD:
                     end = buf.find(b"\r\n\r\n", pos)
                     if end < 0:
-                        self._check_partial_head(buf, pos)
+                        self._check_partial_head(buf, pos, pos)
                         break
                     pos = self._parse_head(buf, pos, end, requests)
                 elif state == BODY:
@@ -291,29 +335,36 @@ class RequestParser:
 
     # -- head -------------------------------------------------------------
 
-    def _check_partial_head(self, buf: bytes, pos: int) -> None:
-        """Reject an incomplete head early when it is already too big or malformed."""
-        size = len(buf) - pos
+    def _check_partial_head(self, buf: bytes | bytearray, head: int, new: int) -> None:
+        """Reject an incomplete head early when it is already too big or malformed.
+
+        ``buf[head:]`` is the partial head; the bytes before ``new`` were checked by an
+        earlier call, so only the rest is scanned for bare LFs.
+        """
+        size = len(buf) - head
         if not size:
             return
         limits = self.limits
-        line_end = buf.find(b"\r\n", pos)
-        if line_end < 0:
-            if size > limits.max_request_line:
-                raise ProtocolError(414, "Request line too long")
-        elif size > limits.max_header_size + limits.max_request_line:
+        if size > limits.max_request_line and buf.find(b"\r\n", head, head + limits.max_request_line + 2) < 0:
+            raise ProtocolError(414, "Request line too long")
+        if size > limits.max_header_size + limits.max_request_line:
             raise ProtocolError(431, "Request header fields too large")
-        partial = buf[pos:] if pos else buf
-        lf = partial.count(b"\n")
-        if lf and lf != partial.count(b"\r\n"):
-            raise ProtocolError(400, "Bare LF in request head")
+        # Look one byte back so a CRLF split across two reads is seen whole.
+        start = new - 1 if new > head else head
+        lf = buf.count(b"\n", start)
+        if lf:
+            if start < new and buf[start] == 10:
+                lf -= 1  # an LF already checked by the previous call
+            if lf != buf.count(b"\r\n", start):
+                raise ProtocolError(400, "Bare LF in request head")
 
     def _parse_head(self, buf: bytes, pos: int, end: int, requests: list[Request]) -> int:
-        # RFC 9112 2.2: ignore empty lines before the request line.
-        while buf.startswith(b"\r\n", pos):
-            pos += 2
-            if pos > end:
-                return pos  # the CRLF CRLF was part of the leading empty lines
+        if buf.startswith(b"\r\n", pos):
+            # RFC 9112 2.2: ignore empty lines before the request line.
+            while buf.startswith(b"\r\n", pos):
+                pos += 2
+                if pos > end:
+                    return pos  # the CRLF CRLF was part of the leading empty lines
         line_end = buf.find(b"\r\n", pos)
         limits = self.limits
         if line_end - pos > limits.max_request_line:
@@ -323,7 +374,7 @@ class RequestParser:
         parts = buf[pos:line_end].split(b" ")
         if len(parts) != 3:
             raise ProtocolError(400, "Malformed request line")
-        method_b, target, version = parts
+        method_b, target_b, version = parts
         if version == b"HTTP/1.1":
             is_http11 = True
         elif version == b"HTTP/1.0":
@@ -337,44 +388,51 @@ class RequestParser:
             if _METHOD.fullmatch(method_b) is None:
                 raise ProtocolError(400, "Malformed method")
             method = method_b.decode("ascii")
-        if _TARGET.fullmatch(target) is None:
+        # A target is visible ASCII: no controls, DEL, spaces or bytes above 0x7e.
+        if not target_b.isascii():
+            raise ProtocolError(400, "Malformed request target")
+        target = target_b.decode("ascii")
+        if not target.isprintable() or not target:
             raise ProtocolError(400, "Malformed request target")
 
         block = buf[line_end + 2:end] if line_end < end else b""
-        if block == self._last_block:
+        if block == self._last_block and is_http11 is self._last_http11:
             parsed = self._last_parsed
             assert parsed is not None
         else:
-            if b"\r" in block.replace(b"\r\n", b"") or b"\n" in block.replace(b"\r\n", b""):
-                raise ProtocolError(400, "Bare CR or LF in header section")
-            parsed = parse_header_block(block, is_http11, limits)
-            self._last_block = block
+            shared = limits.shared_blocks
+            parsed = shared.get((block, is_http11))
+            if parsed is None:
+                bare = block.replace(b"\r\n", b"")
+                if b"\r" in bare or b"\n" in bare:
+                    raise ProtocolError(400, "Bare CR or LF in header section")
+                parsed = parse_header_block(block, is_http11, limits)
+                if len(block) <= _SHARED_BLOCK_MAX_SIZE:
+                    if len(shared) >= _SHARED_BLOCKS_MAX:
+                        shared.clear()
+                    shared[(block, is_http11)] = parsed
+                    parsed.raw = block
+            self._last_block = parsed.raw if parsed.raw is not None else block
+            self._last_http11 = is_http11
             self._last_parsed = parsed
 
-        keep_alive = _wants_keep_alive(parsed.connection, is_http11)
-        request = Request(
-            method,
-            target.decode("ascii"),
-            "HTTP/1.1" if is_http11 else "HTTP/1.0",
-            parsed.headers,
-            keep_alive,
-            self.remote_addr,
-            self.scheme,
-        )
+        request = Request(method, target, "HTTP/1.1" if is_http11 else "HTTP/1.0", parsed.headers,
+                          parsed.keep_alive, self.remote_addr, self.scheme)
         pos = end + 4
-        if parsed.chunked:
-            self._start_body(request, CHUNKED)
-            self._chunk_state = _SIZE
-            if parsed.expect_continue:
-                self.interim = CONTINUE_RESPONSE
-        elif parsed.content_length:
-            self._start_body(request, BODY)
-            self._remaining = parsed.content_length
-            if parsed.expect_continue and len(buf) - pos < parsed.content_length:
-                self.interim = CONTINUE_RESPONSE
+        if parsed.has_body:
+            if parsed.chunked:
+                self._start_body(request, CHUNKED)
+                self._chunk_state = _SIZE
+                if parsed.expect_continue:
+                    self.interim = CONTINUE_RESPONSE
+            else:
+                self._start_body(request, BODY)
+                self._remaining = parsed.content_length
+                if parsed.expect_continue and len(buf) - pos < parsed.content_length:
+                    self.interim = CONTINUE_RESPONSE
         else:
             requests.append(request)
-            if not keep_alive:
+            if not parsed.keep_alive:
                 self.state = CLOSED
         return pos
 
@@ -390,7 +448,7 @@ class RequestParser:
         parts = self._body_parts
         request.body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._pending = None
-        self._body_parts = []
+        self._body_parts = _NO_PARTS
         requests.append(request)
         self.state = HEAD if request.keep_alive else CLOSED
 
@@ -419,6 +477,8 @@ class RequestParser:
                     if b"\n" in buf[pos:]:
                         raise ProtocolError(400, "Bare LF in chunk size line")
                     return pos
+                if eol - pos > 1024:  # the same cap whether the line came whole or in pieces
+                    raise ProtocolError(400, "Chunk size line too long")
                 m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
                 if m is None:
                     raise ProtocolError(400, "Invalid chunk size")
@@ -426,6 +486,7 @@ class RequestParser:
                 pos = eol + 2
                 if chunk == 0:
                     self._chunk_state = _TRAILERS
+                    self._remaining = self.limits.max_header_size  # the trailer section's byte budget
                     continue
                 self._body_size += chunk
                 if self._body_size > self.limits.max_body_size:
@@ -452,14 +513,23 @@ class RequestParser:
             else:  # _TRAILERS: field lines until an empty line; validated, then dropped
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:
-                    if size - pos > self.limits.max_header_size:
-                        raise ProtocolError(431, "Trailer section too large")
+                    # One partial line is rescanned on every read: keep it short so a
+                    # trailer trickled byte by byte cannot cost quadratic time.
+                    if size - pos > _MAX_TRAILER_LINE:
+                        raise ProtocolError(431, "Trailer field too large")
                     if b"\n" in buf[pos:]:
                         raise ProtocolError(400, "Bare LF in trailer section")
                     return pos
+                if eol - pos > _MAX_TRAILER_LINE:  # the same cap whether the line came whole or in pieces
+                    raise ProtocolError(431, "Trailer field too large")
                 line = buf[pos:eol]
+                self._remaining -= eol + 2 - pos
+                if self._remaining < 0:
+                    raise ProtocolError(431, "Trailer section too large")
                 pos = eol + 2
                 if not line:
+                    # The body is complete: a 100 Continue not sent yet is not needed (RFC 9110 10.1.1).
+                    self.interim = b""
                     self._finish_body(requests)
                     return pos
                 if _FIELD_LINE.fullmatch(line) is None or b"\r" in line:
@@ -495,6 +565,17 @@ def _status_line(status: int) -> bytes:
     return line
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(timestamp: float) -> str:
+    """An IMF-fixdate (RFC 9110 5.6.7): ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    t = time.gmtime(timestamp)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 _date_header = b""
 _date_second = 0
 
@@ -507,7 +588,7 @@ def refresh_date(now: float | None = None) -> None:
     second = int(now)
     if second != _date_second:
         _date_second = second
-        _date_header = b"Server: microweb\r\nDate: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
+        _date_header = b"Server: microweb\r\nDate: " + http_date(second).encode("ascii") + b"\r\n"
 
 
 refresh_date()
@@ -534,6 +615,8 @@ def encode_head(
     False). For 1xx, 204 and 304 no framing header is written.
     Raises ``ValueError`` if a header name or value would split the response.
     """
+    if type(headers) is not list:
+        headers = list(headers)  # walked twice below: a generator would skip the name check
     lines = [f"{name}: {value}" for name, value in headers]
     if lines:
         text = "\r\n".join(lines)

@@ -14,7 +14,7 @@ passed to the application callable (``handle(request) -> bytes | BodySource``),
 and all the responses to one read are joined and leave in one ``send``.
 
 Writing is optimistic: we send at once, and only what the kernel does not take
-goes to the connection's ``outbox`` (a deque of bytes and body sources), with
+goes to the connection's ``outbox`` (a short list of bytes and body sources), with
 ``EVENT_WRITE`` registered until the outbox drains. A ``BodySource`` is either a
 stream (an iterator pulled a few pieces at a time, so one endless stream cannot
 starve the others) or a file region sent with ``os.sendfile`` in bounded steps.
@@ -39,6 +39,7 @@ connection is left or the grace period ends.
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import selectors
@@ -46,13 +47,15 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from . import http11
 from .http11 import Limits, ProtocolError, RequestParser
 from .requests import Request
 from .responses import BodySource, FileBody, StreamBody
+from .push import PushStream
 from .timers import TimerWheel
 
 __all__ = ["Server", "Connection"]
@@ -64,8 +67,10 @@ Handler = Callable[[Request], "bytes | BodySource"]
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 RECV_SIZE = 65536
+ACCEPT_BACKOFF = 0.5  # seconds without polling the listener after EMFILE
 SENDFILE_STEP = 1 << 20  # bytes per sendfile call before giving other connections a turn
 STREAM_STEP = 16  # stream pieces per turn
+PIPELINE_BATCH = 16  # a read completing more requests than this is answered in growing batches
 _WAKE = object()
 _LISTENER = None
 
@@ -76,13 +81,14 @@ class Connection:
     __slots__ = (
         "sock", "fd", "parser", "outbox", "pending_bytes", "deadline", "timer_slot", "closed",
         "close_after", "reading", "events", "receiving", "peer_eof", "requests_served",
+        "body_started", "body_received", "queue", "busy", "pending_error", "deferred",
     )
 
     def __init__(self, sock: socket.socket, parser: RequestParser) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.parser = parser
-        self.outbox: deque[Any] = deque()
+        self.outbox: list[Any] = []  # a list, not a deque: smaller, and it rarely holds more than two
         self.pending_bytes = 0  # bytes in the outbox (not counting body sources)
         self.deadline = 0.0
         self.timer_slot = 0
@@ -93,10 +99,22 @@ class Connection:
         self.receiving = False  # part of a request has arrived
         self.peer_eof = False
         self.requests_served = 0
+        # Hardening state: the body's minimum-rate clock, and (with --threads only) the
+        # requests waiting for the pool, whether one is in the pool, and a parser error
+        # to answer once the queue is done.
+        self.body_started = 0.0
+        self.body_received = 0
+        self.queue: deque[Request] | None = None
+        self.busy = False
+        self.pending_error: ProtocolError | None = None
+        # Pipelined requests not answered yet because the outbox is over high_water.
+        self.deferred: list[Request] | None = None
 
 
 class Server:
     """An HTTP/1.1 server driving ``handle`` from one selectors loop."""
+
+    scheme = "http"  # what requests on this server's connections say (TLSServer: https)
 
     def __init__(
         self,
@@ -113,6 +131,16 @@ class Server:
         graceful_timeout: float = 30.0,
         high_water: int = 1 << 20,
         limits: Limits | None = None,
+        min_body_rate: int = 1024,
+        max_connections: int | None = None,
+        max_requests_per_connection: int = 10000,
+        max_pipelined: int = 128,
+        threads: int = 0,
+        max_request_line: int | None = None,
+        max_header_size: int | None = None,
+        max_header_count: int | None = None,
+        max_body_size: int | None = None,
+        forwarded_allow_ips: str | Iterable[str] | None = "127.0.0.1",
     ) -> None:
         self.handle = handle
         self.keepalive_timeout = keepalive_timeout
@@ -121,7 +149,27 @@ class Server:
         self.write_timeout = write_timeout
         self.graceful_timeout = graceful_timeout
         self.high_water = high_water
-        self.limits = limits or Limits()
+        self.limits = _limits_with(limits or Limits(), max_request_line, max_header_size, max_header_count,
+                                   max_body_size)
+        self.min_body_rate = min_body_rate
+        self.max_connections = max_connections if max_connections is not None else default_max_connections()
+        self.max_requests_per_connection = max_requests_per_connection
+        self.max_pipelined = max(1, max_pipelined)
+        # The request index (0-based) from which a response says Connection: close: the
+        # last one a connection may serve, or every one once a stop has begun.
+        self._keep_alive_cutoff = max_requests_per_connection - 1 if max_requests_per_connection > 0 else 1 << 62
+        # 0: accepting; 1: paused at the connection cap; 2: paused after EMFILE until _accept_resume_at.
+        self._accept_paused = 0
+        self._accept_resume_at = 0.0
+        # Called once per accepted connection: peers trusted as proxies get a parser that
+        # applies X-Forwarded-*/Forwarded (see forwarded.py); everyone else the plain one.
+        self.make_parser: Callable[[Limits, str], RequestParser] = RequestParser
+        if forwarded_allow_ips:
+            from .forwarded import TrustedProxies, parser_factory
+
+            trusted = TrustedProxies(forwarded_allow_ips)
+            if trusted:
+                self.make_parser = parser_factory(trusted, self.scheme)
         if sock is None:
             sock = create_listener(host, port, backlog)
         sock.setblocking(False)
@@ -138,6 +186,15 @@ class Server:
         self.selector.register(self.listener, EVENT_READ, _LISTENER)
         self.selector.register(self._wake_r, EVENT_READ, _WAKE)
         self.started = threading.Event()
+        # Server push (push.py): streams woken from other threads wait here for the loop.
+        self._push_ready: deque[PushStream] = deque()
+        self._push_streams: weakref.WeakSet[PushStream] = weakref.WeakSet()
+        self.pool: Any = None
+        if threads > 0:
+            from .threads import HandlerPool
+
+            self.pool = HandlerPool(handle, threads, self._wake)
+            self._respond = self._respond_threaded  # type: ignore[method-assign]  # the one switch, made once
 
     @property
     def address(self) -> tuple[str, int]:
@@ -151,11 +208,27 @@ class Server:
             host = f"[{host}]"
         return f"http://{host}:{port}"
 
+    @classmethod
+    def create(cls, handle: Handler, host: str = "127.0.0.1", port: int = 8000, *,
+               ssl_context: Any = None, **options: Any) -> Server:
+        """A ``Server``, or a ``TLSServer`` when ``ssl_context`` is given."""
+        if ssl_context is not None:
+            return TLSServer(handle, host, port, ssl_context=ssl_context, **options)
+        return cls(handle, host, port, **options)
+
     # -- control --------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Make the loop's ``select`` return (thread-safe)."""
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # the socket is full: a wake-up is already pending
 
     def stop(self) -> None:
         """Begin a graceful stop (thread-safe, signal-safe)."""
         self._stopping = True
+        self._keep_alive_cutoff = -1
         try:
             self._wake_w.send(b"\0")
         except OSError:
@@ -178,6 +251,10 @@ class Server:
         flush = self._flush
         monotonic = time.monotonic
         next_tick = int(self.now) + 1
+        # Objects made at start-up live as long as the server: keep them out of every
+        # future garbage collection, so a full collection costs less (and p99 with it).
+        gc.collect()
+        gc.freeze()
         self.started.set()
         try:
             while True:
@@ -192,6 +269,8 @@ class Server:
                         self._accept()
                     elif conn is _WAKE:
                         self._drain_wakeups()
+                        if self.pool is not None:
+                            self._deliver()
                     else:
                         if mask & EVENT_READ:
                             on_readable(conn)
@@ -201,6 +280,8 @@ class Server:
                     next_tick = int(now) + 1
                     http11.refresh_date()
                     self.timers.expire(now, self._on_timeout)
+                    if self._accept_paused == 2 and now >= self._accept_resume_at:
+                        self._resume_accepting()
         finally:
             for signum, handler in previous:
                 signal.signal(signum, handler)
@@ -210,21 +291,34 @@ class Server:
         """One step of a graceful stop; True when the loop may end."""
         if self._stop_deadline == 0.0:
             self._stop_deadline = self.now + self.graceful_timeout
+            for stream in list(self._push_streams):
+                stream.end()  # a push stream would otherwise hold its connection to the deadline
+            # Requests that reached us before the stop are answered: accept what waits in
+            # the backlog and read what idle connections have been sent.
+            if self._accept_paused != 1:
+                self._accept_paused = 0
+                self._accept()
             try:
                 self.selector.unregister(self.listener)
             except (KeyError, ValueError):
                 pass
             self.listener.close()
             for conn in list(self.connections.values()):
-                if not conn.outbox and not conn.receiving:
+                if not conn.outbox and not conn.receiving and not conn.busy and not conn.queue:
+                    self._on_readable(conn)
+                if conn.closed:
+                    continue
+                if not conn.outbox and not conn.receiving and not conn.busy and not conn.queue:
                     self._close(conn)
-                else:
+                elif not conn.busy and not conn.queue:
                     conn.close_after = conn.close_after or not conn.receiving
         if not self.connections:
             return True
         return self.now >= self._stop_deadline
 
     def _shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
         for conn in list(self.connections.values()):
             self._close(conn)
         try:
@@ -242,10 +336,14 @@ class Server:
                 pass
         except OSError:
             pass
+        if self._push_ready:
+            self._flush_pushed()
 
     # -- accepting ------------------------------------------------------------
 
     def _accept(self) -> None:
+        if self._accept_paused:
+            return  # a stale event from the batch that paused accepting
         listener = self.listener
         register = self.selector.register
         limits = self.limits
@@ -257,7 +355,11 @@ class Server:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("accept failed: %s", exc.strerror)
+                    # Out of descriptors or memory: the listener stays readable, so polling it
+                    # now would spin. Stop watching it for a moment; served connections go on.
+                    log.warning("accept failed (%s); not accepting for %.1f s", exc.strerror, ACCEPT_BACKOFF)
+                    self._pause_accepting(2)
+                    self._accept_resume_at = self.now + ACCEPT_BACKOFF
                 return
             sock.setblocking(False)
             try:
@@ -265,10 +367,30 @@ class Server:
             except OSError:
                 pass
             remote = addr[0] if isinstance(addr, tuple) else ""
-            conn = Connection(sock, RequestParser(limits, remote))
+            conn = Connection(sock, self.make_parser(limits, remote))
             register(sock, EVENT_READ, conn)
             self.connections[conn.fd] = conn
             self.timers.set_deadline(conn, deadline)
+            if len(self.connections) >= self.max_connections:
+                # At the cap: new connections wait in the listen backlog until one closes.
+                self._pause_accepting(1)
+                return
+
+    def _pause_accepting(self, why: int) -> None:
+        self._accept_paused = why
+        try:
+            self.selector.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+
+    def _resume_accepting(self) -> None:
+        if self._stopping:
+            return
+        self._accept_paused = 0
+        try:
+            self.selector.register(self.listener, EVENT_READ, _LISTENER)
+        except (KeyError, ValueError, OSError):
+            pass
 
     # -- reading --------------------------------------------------------------
 
@@ -285,29 +407,58 @@ class Server:
             self._on_peer_eof(conn)
             return
         requests = parser.receive(data)
-        if parser.interim:
-            self._write(conn, parser.interim)
-            parser.interim = b""
         if requests or parser.error is not None:
-            self._respond(conn, requests)
+            if len(requests) > PIPELINE_BATCH and self.pool is None:
+                self._respond_in_batches(conn, requests)
+            else:
+                self._respond(conn, requests)
             if conn.closed:
                 return
+        if parser.interim and conn.deferred is None:
+            # The 100 Continue is for the request still waiting for its body, so it goes
+            # after the responses to the requests this read completed before it.
+            self._write(conn, parser.interim)
+            parser.interim = b""
         if parser.has_partial_input:
-            if not conn.receiving:
+            if parser.state != http11.HEAD:
+                self._body_progress(conn, len(data))
+            elif not conn.receiving:
                 conn.receiving = True
                 self.timers.set_deadline(conn, self.now + self.head_timeout)
-            elif parser.state != http11.HEAD:
-                conn.deadline = self.now + self.body_timeout
         else:
             conn.receiving = False
             if not conn.outbox:
                 conn.deadline = self.now + self.keepalive_timeout
 
+    def _body_progress(self, conn: Connection, received: int) -> None:
+        """Re-arm the deadline of a connection sending a body.
+
+        No read may be more than ``body_timeout`` after the previous one, and after a
+        first ``body_timeout`` of grace the body must average ``min_body_rate`` bytes/s:
+        a client trickling one byte now and then cannot hold a connection for long.
+        """
+        now = self.now
+        if conn.receiving != 2:
+            conn.receiving = 2
+            conn.body_started = now
+            conn.body_received = 0
+        conn.body_received += received
+        deadline = now + self.body_timeout
+        if self.min_body_rate > 0:
+            by_rate = conn.body_started + self.body_timeout + conn.body_received / self.min_body_rate
+            if by_rate < deadline:
+                deadline = by_rate if by_rate > now else now
+        self.timers.set_deadline(conn, deadline)
+
     def _on_peer_eof(self, conn: Connection) -> None:
         """The client closed its sending side: finish what is owed, then close."""
         conn.peer_eof = True
         conn.parser.receive(b"")
-        if conn.outbox:
+        if conn.busy or conn.queue:
+            # --threads: answer what was received, then close (SHUT_WR still gets its response).
+            # Not polled meanwhile: a socket at EOF is always readable.
+            self._unwatch(conn)
+        elif conn.outbox:
             conn.close_after = True
             self._set_events(conn, EVENT_WRITE)
         else:
@@ -317,7 +468,7 @@ class Server:
         handle = self.handle
         out: list[bytes] = []
         for request in requests:
-            if self._stopping:
+            if conn.requests_served >= self._keep_alive_cutoff:
                 request.keep_alive = False
             try:
                 result = handle(request)
@@ -328,6 +479,11 @@ class Server:
             if type(result) is bytes:
                 out.append(result)
             else:
+                if not isinstance(result, BodySource):
+                    result = _wrong_result(request, result)
+                    out.append(result)
+                    conn.close_after = True
+                    break
                 out.append(result.head)
                 self._write(conn, b"".join(out))
                 out = []
@@ -344,6 +500,133 @@ class Server:
             self._write(conn, out[0] if len(out) == 1 else b"".join(out))
         if conn.close_after and not conn.outbox and not conn.closed:
             self._close(conn)
+
+    def _respond_in_batches(self, conn: Connection, requests: list[Request]) -> None:
+        """Answer a long pipelined run in batches of 16, 32, 64, ... requests.
+
+        One 64 KiB read can hold a thousand small requests; answered all at once, each
+        for a large body, they would be built in memory together (a 1 MiB page: 2 GB
+        from one read). After each batch, if the socket has left more than
+        ``high_water`` bytes queued, the rest wait in ``conn.deferred`` (and the
+        connection is not read) until the outbox drains. The batches grow so that
+        small responses still leave in few ``send`` calls.
+        """
+        parser = conn.parser
+        error = parser.error
+        parser.error = None  # its answer goes after the last batch, not the first
+        try:
+            start, size, total = 0, PIPELINE_BATCH, len(requests)
+            while start < total:
+                end = start + size
+                if end >= total:
+                    parser.error = error
+                self._respond(conn, requests[start:end])
+                if conn.closed or conn.close_after:
+                    return
+                start, size = end, size * 2
+                if start < total and conn.pending_bytes > self.high_water:
+                    conn.deferred = requests[start:]
+                    self._set_events(conn, EVENT_WRITE)
+                    return
+        finally:
+            parser.error = error
+
+    def _respond_deferred(self, conn: Connection) -> None:
+        """The outbox drained: answer the pipelined requests held back, then any 100 Continue."""
+        requests, conn.deferred = conn.deferred, None
+        assert requests is not None
+        self._respond_in_batches(conn, requests)
+        if conn.closed or conn.deferred is not None:
+            return
+        parser = conn.parser
+        if parser.interim:
+            self._write(conn, parser.interim)
+            parser.interim = b""
+
+    # -- the thread pool (--threads N) ------------------------------------------
+    #
+    # Handlers run in the pool; the reactor keeps all socket I/O. A connection has at
+    # most one request in the pool (``busy``), so its responses leave in request order;
+    # the rest wait in ``conn.queue``, and past ``max_pipelined`` of them the connection
+    # is not read until the queue shrinks. Results come back through ``pool.done`` and
+    # a byte on the wake-up socket.
+
+    def _respond_threaded(self, conn: Connection, requests: list[Request]) -> None:
+        queue = conn.queue
+        if queue is None:
+            queue = conn.queue = deque()
+        queue.extend(requests)
+        error = conn.parser.error
+        if error is not None:
+            conn.pending_error = error
+        if len(queue) >= self.max_pipelined and conn.reading:
+            if conn.events & EVENT_WRITE:
+                self._set_events(conn, EVENT_WRITE)
+            else:
+                self._unwatch(conn)
+        if not conn.busy:
+            self._submit_next(conn)
+
+    def _submit_next(self, conn: Connection) -> None:
+        """Hand the connection's next request to the pool, or finish the connection."""
+        queue = conn.queue
+        if queue:
+            request = queue.popleft()
+            if conn.requests_served >= self._keep_alive_cutoff:
+                request.keep_alive = False
+            conn.busy = True
+            self.pool.submit(conn, request)
+            if not conn.reading and not conn.peer_eof and len(queue) < self.max_pipelined:
+                self._watch(conn, conn.events | EVENT_READ)
+            return
+        if conn.pending_error is not None:
+            error, conn.pending_error = conn.pending_error, None
+            conn.close_after = True
+            self._write(conn, error_response(error))
+        elif conn.peer_eof or (self._stopping and not conn.receiving):
+            conn.close_after = True
+        else:
+            return
+        if not conn.outbox and not conn.closed:
+            self._close(conn)
+
+    def _deliver(self) -> None:
+        """Write the results the pool has finished, in the order they finished."""
+        done = self.pool.done
+        while done:
+            conn, request, result = done.popleft()
+            conn.busy = False
+            if conn.closed:
+                if isinstance(result, BodySource):
+                    result.close()
+                continue
+            conn.requests_served += 1
+            if type(result) is bytes:
+                self._write(conn, result)
+            elif isinstance(result, BodySource):
+                self._write(conn, result.head)
+                self._queue_source(conn, result)
+            else:
+                self._write(conn, _wrong_result(request, result))
+                request.keep_alive = False
+            if conn.closed:
+                continue
+            if not request.keep_alive:
+                conn.close_after = True
+                conn.queue = None
+                conn.pending_error = None
+                if not conn.outbox:
+                    self._close(conn)
+                continue
+            self._submit_next(conn)
+
+    def _unwatch(self, conn: Connection) -> None:
+        """Stop polling a connection (it waits for the pool)."""
+        self._set_events(conn, 0)
+
+    def _watch(self, conn: Connection, events: int) -> None:
+        """Poll for ``events``, never for reading once the peer has closed its side."""
+        self._set_events(conn, events & ~EVENT_READ if conn.peer_eof else events)
 
     # -- writing --------------------------------------------------------------
 
@@ -409,7 +692,7 @@ class Server:
             if sent < len(item):
                 outbox[0] = memoryview(item)[sent:]
                 break
-            outbox.popleft()
+            outbox.pop(0)
         if outbox:
             if progressed:
                 conn.deadline = self.now + self.write_timeout
@@ -417,6 +700,10 @@ class Server:
                 self._start_write_wait(conn)
             return
         # Drained.
+        if conn.deferred is not None:
+            self._respond_deferred(conn)
+            if conn.closed or conn.outbox:
+                return
         if conn.close_after:
             self._close(conn)
             return
@@ -432,6 +719,8 @@ class Server:
         """
         if type(source) is FileBody:
             return self._send_file(conn, source)
+        if type(source) is PushStream:
+            return self._send_push(conn, source)
         assert isinstance(source, StreamBody)
         sock = conn.sock
         outbox = conn.outbox
@@ -443,9 +732,9 @@ class Server:
                 self._close(conn)
                 return None
             if piece is None:
-                outbox.popleft()
+                outbox.pop(0)
                 if source.chunked:
-                    outbox.appendleft(http11.LAST_CHUNK)
+                    outbox.insert(0, http11.LAST_CHUNK)
                     conn.pending_bytes += len(http11.LAST_CHUNK)
                 return True
             try:
@@ -457,10 +746,68 @@ class Server:
                 return None
             if sent < len(piece):
                 rest = memoryview(piece)[sent:]
-                outbox.appendleft(rest)  # the stream waits right behind its unsent piece
+                outbox.insert(0, rest)  # the stream waits right behind its unsent piece
                 conn.pending_bytes += len(rest)
                 return False
         return False
+
+    # -- server push (push.py) ---------------------------------------------------
+
+    def _send_push(self, conn: Connection, stream: PushStream) -> bool | None:
+        """Send what a push stream has queued, then park the connection until the next push.
+
+        Returns like ``_send_source``, and None also when parked: the connection then waits
+        with read interest only (to notice the client leaving) and the keep-alive deadline.
+        """
+        if stream.conn is None:
+            stream.conn = conn
+            with stream._lock:
+                stream.waker = self._wake_push
+            self._push_streams.add(stream)
+        sock = conn.sock
+        outbox = conn.outbox
+        while True:
+            piece = stream.take()
+            if piece is None:
+                if stream.ended:
+                    outbox.pop(0)
+                    self._push_streams.discard(stream)
+                    stream.close()
+                    if stream.chunked:
+                        outbox.insert(0, http11.LAST_CHUNK)
+                        conn.pending_bytes += len(http11.LAST_CHUNK)
+                    return True
+                if conn.peer_eof:
+                    self._close(conn)
+                    return None
+                self._set_events(conn, EVENT_READ)
+                conn.deadline = self.now + self.keepalive_timeout
+                return None
+            try:
+                sent = sock.send(piece)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn)
+                return None
+            if sent < len(piece):
+                rest = memoryview(piece)[sent:]
+                outbox.insert(0, rest)
+                conn.pending_bytes += len(rest)
+                return False
+
+    def _wake_push(self, stream: PushStream) -> None:
+        """Called from any thread when a push stream has something new."""
+        self._push_ready.append(stream)
+        self._wake()
+
+    def _flush_pushed(self) -> None:
+        ready = self._push_ready
+        while ready:
+            stream = ready.popleft()
+            conn = stream.conn
+            if conn is not None and not conn.closed and conn.outbox and conn.outbox[0] is stream:
+                self._flush(conn)
 
     def _send_file(self, conn: Connection, body: FileBody) -> bool | None:
         out_fd = conn.fd
@@ -485,7 +832,7 @@ class Server:
         if body.remaining > 0:
             return False
         body.close()
-        conn.outbox.popleft()
+        conn.outbox.pop(0)
         return True
 
     def _send_file_plain(self, conn: Connection, body: FileBody) -> bool | None:
@@ -507,18 +854,27 @@ class Server:
             if sent < len(data):
                 return False
         body.close()
-        conn.outbox.popleft()
+        conn.outbox.pop(0)
         return True
 
     def _set_events(self, conn: Connection, events: int) -> None:
         if conn.events != events and not conn.closed:
+            old = conn.events
             conn.events = events
             conn.reading = bool(events & EVENT_READ)
-            self.selector.modify(conn.sock, events, conn)
+            if events and old:
+                self.selector.modify(conn.sock, events, conn)
+            elif events:  # not polled while it waited for the pool (--threads)
+                self.selector.register(conn.sock, events, conn)
+            else:
+                self.selector.unregister(conn.sock)
 
     # -- timeouts and closing ---------------------------------------------------
 
     def _on_timeout(self, conn: Connection) -> None:
+        if conn.busy:  # a handler is still running in the pool: the client is not idle
+            self.timers.set_deadline(conn, self.now + self.write_timeout)
+            return
         if conn.receiving and not conn.outbox and conn.parser.state == http11.HEAD:
             try:
                 conn.sock.send(error_response(ProtocolError(408, "Request head timed out")))
@@ -546,6 +902,8 @@ class Server:
             conn.sock.close()
         except OSError:
             pass
+        if self._accept_paused == 1 and len(self.connections) < self.max_connections:
+            self._resume_accepting()
 
 
 def error_response(error: ProtocolError) -> bytes:
@@ -555,11 +913,61 @@ def error_response(error: ProtocolError) -> bytes:
     return head + body
 
 
+def _wrong_result(request: Request, result: object) -> bytes:
+    log.error("the handler for %s %s returned a %s; expected bytes or a BodySource; answering 500",
+              request.method, request.path, type(result).__name__)
+    return _internal_error(request)
+
+
 def _internal_error(request: Request) -> bytes:
     request.keep_alive = False
     body = b"500 Internal Server Error\n"
     head = http11.encode_head(500, [("Content-Type", "text/plain; charset=utf-8")], len(body), False)
     return head if request.method == "HEAD" else head + body
+
+
+def _limits_with(limits: Limits, max_request_line: int | None, max_header_size: int | None,
+                 max_header_count: int | None, max_body_size: int | None) -> Limits:
+    """``limits``, or a copy with the given sizes changed (the keywords of ``Server``)."""
+    if max_request_line is None and max_header_size is None and max_header_count is None and max_body_size is None:
+        return limits
+    return Limits(
+        limits.max_request_line if max_request_line is None else max_request_line,
+        limits.max_header_size if max_header_size is None else max_header_size,
+        limits.max_header_count if max_header_count is None else max_header_count,
+        limits.max_body_size if max_body_size is None else max_body_size,
+    )
+
+
+FD_HEADROOM = 64  # descriptors kept free for files being sent, logs, templates
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (where allowed); return the soft limit."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20) if soft != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def default_max_connections() -> int:
+    """The connection cap: the descriptor limit (raised to the hard limit) less headroom.
+
+    Every connection holds one descriptor and a file being sent one more, so the
+    headroom is an eighth of the limit (at least ``FD_HEADROOM``).
+    """
+    limit = raise_fd_limit()
+    return max(1, limit - max(FD_HEADROOM, limit // 8))
 
 
 def create_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
@@ -578,3 +986,161 @@ def create_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def listener_from_fd(fd: int) -> socket.socket:
+    """The listening socket inherited as file descriptor ``fd`` (from the --reload supervisor)."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return sock
+
+
+# -- TLS ------------------------------------------------------------------------
+#
+# TLS connections take their own code path so the plain one stays exactly as it is.
+# The listener is wrapped once; every accepted socket is an ``_TLSSocket`` whose
+# ``recv``/``send`` turn OpenSSL's want-read/want-write into ``BlockingIOError``
+# and a TLS-level EOF into ``b""``, which is the language the reactor already
+# speaks. The handshake is driven by readiness events like everything else
+# (``do_handshake_on_connect=False``), under the head timeout, so a slow or broken
+# handshake holds only its own connection. Files go out with read/send: sendfile
+# would write plaintext past the TLS layer.
+
+import ssl  # noqa: E402  (only TLS needs it)
+
+
+class _TLSSocket(ssl.SSLSocket):
+    """An ``SSLSocket`` that reports "would block" and EOF the way a plain socket does."""
+
+    handshake_done = False
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        try:
+            return super().recv(buflen, flags)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError(errno.EAGAIN, "TLS record incomplete") from None
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        try:
+            return super().send(data, flags)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError(errno.EAGAIN, "TLS send would block") from None
+
+
+def make_ssl_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """A server context for ``certfile``/``keyfile``: TLS 1.2+, ALPN ``http/1.1``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.set_alpn_protocols(["http/1.1"])
+    context.options |= ssl.OP_NO_COMPRESSION
+    context.sslsocket_class = _TLSSocket
+    return context
+
+
+class _TLSListener:
+    """The wrapped listening socket; remembers what it accepted so the server can time the handshakes."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.sock = sock
+        self.fresh: list[socket.socket] = []
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        conn, addr = self.sock.accept()
+        self.fresh.append(conn)
+        return conn, addr
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class TLSServer(Server):
+    """A ``Server`` whose connections speak TLS (HTTPS), terminated in the reactor."""
+
+    scheme = "https"
+
+    def __init__(self, handle: Handler, host: str = "127.0.0.1", port: int = 8000, *,
+                 ssl_context: ssl.SSLContext, sock: socket.socket | None = None, backlog: int = 1024,
+                 **options: Any) -> None:
+        if ssl_context.sslsocket_class is not _TLSSocket:
+            ssl_context.sslsocket_class = _TLSSocket
+        if sock is None:
+            sock = create_listener(host, port, backlog)
+        sock.setblocking(False)
+        wrapped = ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        wrapped.setblocking(False)
+        self.ssl_context = ssl_context
+        self._tls_listener = _TLSListener(wrapped)
+        super().__init__(handle, host, port, sock=self._tls_listener, backlog=backlog,  # type: ignore[arg-type]
+                         **options)
+        if self.make_parser is RequestParser:
+            self.make_parser = lambda limits, remote: RequestParser(limits, remote, "https")
+
+    @property
+    def url(self) -> str:
+        return "https" + super().url[4:]
+
+    def _accept(self) -> None:
+        Server._accept(self)
+        fresh = self._tls_listener.fresh
+        if fresh:
+            deadline = self.now + self.head_timeout
+            for sock in fresh:
+                conn = self.connections.get(sock.fileno())
+                if conn is not None:
+                    self.timers.set_deadline(conn, deadline)  # the handshake must finish like a head
+            fresh.clear()
+
+    def _handshake(self, conn: Connection) -> bool:
+        """Advance the handshake; True once it is done."""
+        sock = conn.sock
+        try:
+            sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            self._set_events(conn, EVENT_READ)
+            return False
+        except ssl.SSLWantWriteError:
+            self._set_events(conn, EVENT_READ | EVENT_WRITE)
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake failed: %s", exc)
+            self._close(conn)
+            return False
+        sock.handshake_done = True  # type: ignore[attr-defined]
+        self._set_events(conn, EVENT_READ)
+        conn.deadline = self.now + self.keepalive_timeout
+        return True
+
+    def _on_readable(self, conn: Connection) -> None:
+        sock = conn.sock
+        if not sock.handshake_done and not self._handshake(conn):  # type: ignore[attr-defined]
+            return
+        Server._on_readable(self, conn)
+        # OpenSSL may hold decrypted bytes that the kernel will not signal again.
+        for _ in range(64):
+            if conn.closed or not conn.reading or not sock.pending():  # type: ignore[attr-defined]
+                break
+            Server._on_readable(self, conn)
+
+    def _flush(self, conn: Connection) -> None:
+        if not conn.sock.handshake_done:  # type: ignore[attr-defined]
+            if self._handshake(conn):
+                Server._on_readable(self, conn)  # data may have come with the last handshake flight
+            return
+        Server._flush(self, conn)
+
+    def _send_file(self, conn: Connection, body: FileBody) -> bool | None:
+        return self._send_file_plain(conn, body)
+
+    def _close(self, conn: Connection) -> None:
+        if not conn.closed and conn.sock.handshake_done:  # type: ignore[attr-defined]
+            try:
+                conn.sock._sslobj.shutdown()  # type: ignore[attr-defined]  # one try at close_notify
+            except (ssl.SSLError, OSError, AttributeError, ValueError):
+                pass
+        Server._close(self, conn)

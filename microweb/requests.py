@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json as _json
 from typing import Any, Iterable, Iterator, Mapping
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_plus
 
 __all__ = ["Headers", "MultiDict", "Request"]
 
@@ -88,6 +88,12 @@ class MultiDict(dict):  # type: ignore[type-arg]
         for key, value in pairs:
             self.add(key, value)
 
+    def __missing__(self, key: str) -> Any:
+        # ``request.form["x"]`` with no x is the client's mistake: 400, as Flask users expect.
+        from .errors import BadRequestKeyError
+
+        raise BadRequestKeyError(key)
+
     def add(self, key: str, value: Any) -> None:
         if key not in self._lists:
             self._lists[key] = []
@@ -119,6 +125,22 @@ class MultiDict(dict):  # type: ignore[type-arg]
 
     def items_multi(self) -> list[tuple[str, Any]]:
         return [(k, v) for k, vs in self._lists.items() for v in vs]
+
+
+def parse_query(query: str) -> MultiDict:
+    """Parse a query string (``a=1&b=2&a=3``) into a multi-dict; ``+`` and ``%XX`` decoded."""
+    args = MultiDict()
+    if not query:
+        return args
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            key = unquote_plus(key)
+            value = unquote_plus(value)
+        args.add(key, value)
+    return args
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -184,7 +206,7 @@ class Request:
     def args(self) -> MultiDict:
         """The query string parsed into a multi-dict."""
         if self._args is None:
-            self._args = MultiDict(parse_qsl(self.query_string, keep_blank_values=True))
+            self._args = parse_query(self.query_string)
         return self._args
 
     @property
@@ -251,6 +273,18 @@ class Request:
 
             self._form, self._files = parse_form(self)
         return self._files
+
+    def render_template(self, name: str, /, **context: Any) -> str:
+        """Render the template ``name`` of this request's app, with ``request`` in the context."""
+        if self.app is None:
+            raise RuntimeError("this request is not being handled by an App")
+        return self.app.render_template(name, request=self, **context)
+
+    def url_for(self, endpoint: str, /, _external: bool = False, **params: Any) -> str:
+        """``app.url_for`` with this request: ``_external=True`` gives the public URL (proxy-aware)."""
+        if self.app is None:
+            raise RuntimeError("this request is not being handled by an App")
+        return self.app.url_for(endpoint, _external=_external, _request=self, **params)
 
     @property
     def content_type(self) -> str:

@@ -11,7 +11,6 @@ import json as _json
 import mimetypes
 import os
 import time
-from email.utils import formatdate
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
@@ -78,15 +77,23 @@ class BodySource:
 class StreamBody(BodySource):
     """A body produced by an iterator of ``bytes``/``str``; chunked unless ``chunked`` is False."""
 
-    __slots__ = ("iterator", "chunked")
+    __slots__ = ("iterator", "chunked", "first")
 
-    def __init__(self, head: bytes, keep_alive: bool, iterator: Iterator[Any], chunked: bool) -> None:
+    def __init__(self, head: bytes, keep_alive: bool, iterator: Iterator[Any], chunked: bool,
+                 first: Any = None) -> None:
         super().__init__(head, keep_alive)
         self.iterator = iterator
         self.chunked = chunked
+        self.first = first  # the item already taken from the iterator, sent before the rest
 
     def next_piece(self) -> bytes | None:
         """The next bytes to send (already chunk-framed), or None at the end."""
+        first = self.first
+        if first is not None:
+            self.first = None
+            data = first.encode("utf-8") if isinstance(first, str) else bytes(first)
+            if data:
+                return http11.encode_chunk(data) if self.chunked else data
         for item in self.iterator:
             data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
             if not data:
@@ -178,7 +185,7 @@ class Response:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             if isinstance(expires, (int, float)):
-                expires = formatdate(expires, usegmt=True)
+                expires = http11.http_date(expires)
             parts.append(f"Expires={expires}")
         if domain:
             parts.append(f"Domain={domain}")
@@ -223,15 +230,23 @@ class Response:
     def encode_stream(self, request: Request, headers: list[tuple[str, str]], keep_alive: bool, http11_: bool,
                       head_only: bool) -> bytes | BodySource:
         iterator = iter(self.body)  # type: ignore[arg-type]
-        if not http11_:
-            keep_alive = request.keep_alive = False
-        head = http11.encode_head(self.status, headers, None, keep_alive, http11_)
         if head_only:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
-            return head
-        return StreamBody(head, keep_alive, iterator, chunked=http11_)
+            if not http11_:
+                keep_alive = request.keep_alive = False
+            return http11.encode_head(self.status, headers, None, keep_alive, http11_)
+        # Take the first piece now, before the head is committed: a generator that fails
+        # at once still gets a proper 500 page, and one that yields nothing an empty body.
+        try:
+            first = next(iterator)
+        except StopIteration:
+            return http11.encode_head(self.status, headers, 0, keep_alive, http11_)
+        if not http11_:
+            keep_alive = request.keep_alive = False
+        head = http11.encode_head(self.status, headers, None, keep_alive, http11_)
+        return StreamBody(head, keep_alive, iterator, http11_, first)
 
     def __repr__(self) -> str:
         return f"<Response {self.status}>"
@@ -240,8 +255,26 @@ class Response:
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
+def _make_json_dumps() -> Any:
+    """Compact JSON to str. The C encoder is built once here, not on every call as
+    ``json.dumps`` does (circular structures then end in RecursionError, a 500)."""
+    from json import encoder
+
+    def default(value: Any) -> Any:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    if encoder.c_make_encoder is None:  # pragma: no cover - CPython always has it
+        return _json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    make = encoder.c_make_encoder(None, default, encoder.encode_basestring, None, ":", ",", False, False, True)
+    join = "".join
+    return lambda value: join(make(value, 0))
+
+
+json_dumps = _make_json_dumps()
+
+
 def json_response(value: Any, status: int = 200) -> Response:
-    body = _json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = json_dumps(value).encode("utf-8")
     return Response(body, status, None, _JSON_TYPE)
 
 
@@ -284,7 +317,7 @@ class FileResponse(Response):
             headers = [(k, v) for k, v in self.header_items() if k.lower() not in _FRAMING]
             names = {k.lower() for k, _ in headers}
             if "last-modified" not in names:
-                headers.append(("Last-Modified", formatdate(st.st_mtime, usegmt=True)))
+                headers.append(("Last-Modified", http11.http_date(st.st_mtime)))
             if self.download_name and "content-disposition" not in names:
                 headers.append(("Content-Disposition", f"attachment; filename*=UTF-8''{quote(self.download_name)}"))
             head = http11.encode_head(self.status, headers, st.st_size, keep_alive, http11_)
@@ -298,19 +331,21 @@ class FileResponse(Response):
 
 
 _TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml", "application/xml")
-mimetypes.add_type("text/javascript", ".js")
-mimetypes.add_type("text/javascript", ".mjs")
-mimetypes.add_type("text/css", ".css")
-mimetypes.add_type("image/svg+xml", ".svg")
-mimetypes.add_type("application/wasm", ".wasm")
-mimetypes.add_type("image/webp", ".webp")
-mimetypes.add_type("font/woff2", ".woff2")
-mimetypes.add_type("font/woff", ".woff")
-mimetypes.add_type("application/manifest+json", ".webmanifest")
+_EXTRA_TYPES = {
+    ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
+    ".wasm": "application/wasm", ".webp": "image/webp", ".woff2": "font/woff2", ".woff": "font/woff",
+    ".webmanifest": "application/manifest+json", ".avif": "image/avif",
+}
+_types_ready = False
 
 
 def guess_type(path: str) -> str:
     """The Content-Type for a file name, with ``charset=utf-8`` for text types."""
+    global _types_ready
+    if not _types_ready:  # read the system's tables on first use, not at import
+        for ext, type_ in _EXTRA_TYPES.items():
+            mimetypes.add_type(type_, ext)
+        _types_ready = True
     content_type, _ = mimetypes.guess_type(path, strict=False)
     if content_type is None:
         return "application/octet-stream"
@@ -320,4 +355,4 @@ def guess_type(path: str) -> str:
 
 
 def http_date(timestamp: float | None = None) -> str:
-    return formatdate(time.time() if timestamp is None else timestamp, usegmt=True)
+    return http11.http_date(time.time() if timestamp is None else timestamp)

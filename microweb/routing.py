@@ -9,11 +9,10 @@ wins whatever order the routes were registered in.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
-from .errors import MethodNotAllowed, NotFound, RequestRedirect
+from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 
 __all__ = ["Converter", "Route", "Router", "CONVERTERS"]
 
@@ -36,14 +35,14 @@ class StringConverter(Converter):
 
 
 class IntConverter(Converter):
-    regex = r"\d+"
+    regex = r"[0-9]+"
 
     def to_python(self, value: str) -> int:
         return int(value)
 
 
 class FloatConverter(Converter):
-    regex = r"-?\d+(?:\.\d+)?"
+    regex = r"-?[0-9]+(?:\.[0-9]+)?"
 
     def to_python(self, value: str) -> float:
         return float(value)
@@ -60,7 +59,9 @@ class PathConverter(Converter):
 class UUIDConverter(Converter):
     regex = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-    def to_python(self, value: str) -> uuid.UUID:
+    def to_python(self, value: str) -> Any:
+        import uuid  # imported on first use: it costs start-up time and memory
+
         return uuid.UUID(value)
 
 
@@ -73,13 +74,16 @@ CONVERTERS: dict[str, type[Converter]] = {
     "uuid": UUIDConverter,
 }
 
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
 _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*):)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 
 
 class Route:
     """One registered rule: its methods, its handler and how to match and build it."""
 
-    __slots__ = ("rule", "methods", "handler", "name", "regex", "converters", "parts", "sort_key", "is_literal")
+    __slots__ = ("rule", "methods", "handler", "name", "regex", "converters", "parts", "sort_key", "is_literal",
+                 "first_segment", "_conversions")
 
     def __init__(self, rule: str, methods: set[str], handler: Callable[..., Any], name: str) -> None:
         if not rule.startswith("/"):
@@ -116,6 +120,11 @@ class Route:
             pattern.append(re.escape(rule[pos:]))
         pattern.append("$")
         self.is_literal = not self.converters
+        # (name, to_python) for every converter that changes the matched text.
+        self._conversions = [(n, c.to_python) for n, c in self.converters.items()
+                             if type(c).to_python is not Converter.to_python]
+        first = rule[1:].split("/", 1)[0]
+        self.first_segment = first if "<" not in first and "/" in rule[1:] else None
         self.regex = re.compile("".join(pattern))
         for segment in rule.strip("/").split("/"):
             m = _PARAM.search(segment)
@@ -130,10 +139,10 @@ class Route:
         m = self.regex.match(path)
         if m is None:
             return None
-        params: dict[str, Any] = {}
-        for name, raw in m.groupdict().items():
+        params: dict[str, Any] = m.groupdict()
+        for name, to_python in self._conversions:
             try:
-                params[name] = self.converters[name].to_python(raw)
+                params[name] = to_python(params[name])
             except ValueError:
                 return None
         return params
@@ -162,6 +171,9 @@ class Router:
     def __init__(self) -> None:
         self.literal: dict[str, dict[str, Route]] = {}
         self.dynamic: list[Route] = []
+        # Dynamic routes whose first segment is literal, by that segment; the rest after them.
+        self._by_first: dict[str, list[Route]] = {}
+        self._open_first: list[Route] = []
         self.by_name: dict[str, Route] = {}
         self.routes: list[Route] = []
 
@@ -169,7 +181,7 @@ class Router:
             name: str | None = None) -> Route:
         explicit = {m.upper() for m in (methods or ["GET"])}
         method_set = explicit | {"HEAD"} if "GET" in explicit else set(explicit)
-        name = name or getattr(handler, "__name__", "handler")
+        name = name or str(getattr(handler, "__name__", "handler"))
         existing = self.by_name.get(name)
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"endpoint name {name!r} is already used by another function; pass name=...")
@@ -190,6 +202,13 @@ class Router:
         else:
             self.dynamic.append(route)
             self.dynamic.sort(key=lambda r: r.sort_key)
+            self._by_first = {}
+            self._open_first = []
+            for r in self.dynamic:
+                if r.first_segment is None:
+                    self._open_first.append(r)
+                else:
+                    self._by_first.setdefault(r.first_segment, []).append(r)
         return route
 
     def allowed_methods(self, path: str) -> set[str]:
@@ -214,12 +233,25 @@ class Router:
             if route is not None:
                 return route, {}
         allowed: set[str] = set(table) if table else set()
-        for route in self.dynamic:
+        slash = path.find("/", 1)
+        if slash > 0:
+            candidates = self._by_first.get(path[1:slash])
+            if candidates is not None:
+                for route in candidates:
+                    params = route.match(path)
+                    if params is not None:
+                        if method in route.methods:
+                            return route, params
+                        allowed |= route.methods
+        for route in self._open_first:
             params = route.match(path)
             if params is not None:
                 if method in route.methods:
                     return route, params
                 allowed |= route.methods
+        if method not in STANDARD_METHODS and not any(method in r.methods for r in self.routes):
+            # RFC 9110 15.6.2: a method the server does not implement at all is 501, not 404/405.
+            raise HTTPError(501, f"Method {method} is not implemented")
         if allowed:
             if method == "OPTIONS":
                 raise _Options(sorted(allowed | {"OPTIONS"}))

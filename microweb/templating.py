@@ -37,6 +37,12 @@ class Templates:
             self._env.globals.update(self.globals)
         return self._env
 
+    def set_auto_reload(self, value: bool) -> None:
+        """Check template files for changes on every render (debug mode) or not."""
+        self.auto_reload = value
+        if self._env is not None:
+            self._env.auto_reload = value
+
     def render(self, name: str, context: dict[str, Any]) -> str:
         return self.env.get_template(name).render(context)
 

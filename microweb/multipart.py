@@ -1,0 +1,266 @@
+"""``multipart/form-data`` bodies (RFC 7578), parsed in place.
+
+The request body is already one ``bytes`` object when a handler runs (the
+protocol reads bodies whole, up to the server's body limit). This parser only
+looks for the boundary with ``bytes.find`` and never copies file contents: an
+``UploadedFile`` holds a ``memoryview`` slice of the body, ``save()`` writes that
+view straight to disk, and ``read()`` makes the one copy the caller asked for.
+Text fields are small (``max_field_size``) and are decoded to ``str``.
+
+Limits (``FormLimits``, per app: ``app.form_limits``) turn hostile bodies into
+HTTP errors: too many parts or fields, or a part bigger than allowed, is a 413;
+a body that is not well-formed multipart is a 400. Both are ordinary
+``HTTPError``s, so the connection stays open for the next request.
+"""
+from __future__ import annotations
+
+import os
+from typing import IO, Any
+
+from .errors import HTTPError
+from .requests import Headers, MultiDict
+
+__all__ = ["FormLimits", "UploadedFile", "parse_multipart", "parse_options_header"]
+
+_MAX_PART_HEAD = 8192  # bytes of header lines in one part
+
+
+class FormLimits:
+    """Limits on form bodies.
+
+    ``max_parts``: parts in a multipart body; ``max_fields``: text fields (multipart
+    parts without a filename, or ``a=b`` pairs in an urlencoded body);
+    ``max_field_size``: bytes in one text field; ``max_file_size``: bytes in one
+    uploaded file (``None``: only the server's body limit applies).
+    """
+
+    __slots__ = ("max_parts", "max_fields", "max_field_size", "max_file_size")
+
+    def __init__(
+        self,
+        max_parts: int = 1000,
+        max_fields: int = 1000,
+        max_field_size: int = 512 * 1024,
+        max_file_size: int | None = 16 * 1024 * 1024,
+    ) -> None:
+        self.max_parts = max_parts
+        self.max_fields = max_fields
+        self.max_field_size = max_field_size
+        self.max_file_size = max_file_size
+
+    def __repr__(self) -> str:
+        return (f"FormLimits(max_parts={self.max_parts}, max_fields={self.max_fields}, "
+                f"max_field_size={self.max_field_size}, max_file_size={self.max_file_size})")
+
+
+DEFAULT_FORM_LIMITS = FormLimits()
+
+
+class UploadedFile:
+    """One uploaded file: ``name``, ``filename``, ``content_type``, ``headers``, ``size``,
+    ``read()``, ``seek()``, ``save(destination)``."""
+
+    __slots__ = ("name", "filename", "content_type", "headers", "_data", "_pos")
+
+    def __init__(self, name: str, filename: str, content_type: str, data: memoryview | bytes,
+                 headers: Headers | None = None) -> None:
+        self.name = name
+        self.filename = filename
+        self.content_type = content_type
+        self.headers = headers if headers is not None else Headers()
+        self._data = memoryview(data)
+        self._pos = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def read(self, size: int = -1) -> bytes:
+        """Read ``size`` bytes (all that is left when negative) from the current position."""
+        start = self._pos
+        end = len(self._data) if size is None or size < 0 else min(len(self._data), start + size)
+        self._pos = end
+        return self._data[start:end].tobytes()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, len(self._data))[whence]
+        self._pos = max(0, min(len(self._data), base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def save(self, destination: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Write the whole file to a path or a binary file object; return the byte count."""
+        if hasattr(destination, "write"):
+            destination.write(self._data)  # type: ignore[union-attr]
+        else:
+            with open(os.fspath(destination), "wb") as out:  # type: ignore[arg-type]
+                out.write(self._data)
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"<UploadedFile {self.name!r} {self.filename!r} ({self.content_type}, {self.size} bytes)>"
+
+
+def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
+    """``'form-data; name="a"; filename="b.txt"'`` -> ``("form-data", {"name": "a", "filename": "b.txt"})``.
+
+    Quoted strings may contain ``;`` and backslash escapes; ``name*=UTF-8''...``
+    (RFC 8187) is decoded and wins over the plain parameter.
+    """
+    media, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    extended: dict[str, str] = {}
+    i, n = 0, len(rest)
+    while i < n:
+        while i < n and rest[i] in " \t;":
+            i += 1
+        eq = rest.find("=", i)
+        if eq < 0:
+            break
+        key = rest[i:eq].strip().lower()
+        i = eq + 1
+        while i < n and rest[i] in " \t":
+            i += 1
+        if i < n and rest[i] == '"':
+            i += 1
+            out = []
+            while i < n and rest[i] != '"':
+                if rest[i] == "\\" and i + 1 < n:
+                    i += 1
+                out.append(rest[i])
+                i += 1
+            i += 1
+            val = "".join(out)
+        else:
+            end = rest.find(";", i)
+            end = n if end < 0 else end
+            val = rest[i:end].strip()
+            i = end
+        if key.endswith("*"):
+            charset, _, encoded = val.partition("'")
+            _, _, encoded = encoded.partition("'")
+            from urllib.parse import unquote
+
+            try:
+                extended[key[:-1]] = unquote(encoded, encoding=charset or "utf-8", errors="strict")
+            except (LookupError, UnicodeDecodeError):
+                pass
+        elif key:
+            params[key] = val
+    params.update(extended)
+    return media.strip().lower(), params
+
+
+def _basename(filename: str) -> str:
+    # Some clients send a full path ("C:\\Users\\me\\a.txt"); keep only the last component.
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _bad(message: str) -> HTTPError:
+    return HTTPError(400, f"Malformed multipart body: {message}")
+
+
+def parse_multipart(body: bytes, content_type: str,
+                    limits: FormLimits = DEFAULT_FORM_LIMITS) -> tuple[MultiDict, MultiDict]:
+    """Parse a ``multipart/form-data`` body: (text fields, uploaded files)."""
+    _, params = parse_options_header(content_type)
+    boundary_text = params.get("boundary", "")
+    if not boundary_text or len(boundary_text) > 200:
+        raise HTTPError(400, "Malformed multipart body: missing or invalid boundary parameter")
+    try:
+        boundary = boundary_text.encode("ascii")
+    except UnicodeEncodeError:
+        raise HTTPError(400, "Malformed multipart body: boundary is not ASCII") from None
+    dash = b"--" + boundary
+    delimiter = b"\r\n" + dash
+    fields = MultiDict()
+    files = MultiDict()
+    view = memoryview(body)
+    size = len(body)
+
+    # The first delimiter may come after a preamble, which is ignored.
+    if body.startswith(dash):
+        pos = len(dash)
+    else:
+        start = body.find(delimiter)
+        if start < 0:
+            raise _bad("no boundary line found")
+        pos = start + len(delimiter)
+    parts = 0
+    field_count = 0
+    while True:
+        # After a delimiter: "--" closes the body; otherwise optional whitespace, CRLF.
+        if body.startswith(b"--", pos):
+            break
+        eol = body.find(b"\r\n", pos)
+        if eol < 0 or body[pos:eol].strip(b" \t"):
+            raise _bad("boundary line not followed by CRLF")
+        pos = eol + 2
+        parts += 1
+        if parts > limits.max_parts:
+            raise HTTPError(413, f"Too many parts in the multipart body (limit {limits.max_parts})")
+        if body.startswith(b"\r\n", pos):  # a part with no header lines at all
+            head_end = pos - 2
+        else:
+            head_end = body.find(b"\r\n\r\n", pos, pos + _MAX_PART_HEAD + 4)
+        if head_end < 0:
+            if size - pos > _MAX_PART_HEAD:
+                raise _bad("part header section too large")
+            else:
+                raise _bad("part header section not terminated")
+        headers = _part_headers(body[pos:head_end]) if head_end > pos else Headers()
+        data_start = head_end + 4
+        data_end = body.find(delimiter, data_start)
+        if data_end < 0:
+            raise _bad("body ends before the closing boundary")
+        pos = data_end + len(delimiter)
+        disposition, dparams = parse_options_header(headers.get("content-disposition", ""))
+        name = dparams.get("name")
+        if disposition != "form-data" or name is None:
+            raise _bad('part without Content-Disposition: form-data; name="..."')
+        length = data_end - data_start
+        part_type = headers.get("content-type")
+        if "filename" in dparams:
+            if limits.max_file_size is not None and length > limits.max_file_size:
+                raise HTTPError(413, f"Uploaded file {name!r} is too large (limit {limits.max_file_size} bytes)")
+            files.add(name, UploadedFile(name, _basename(dparams["filename"]),
+                                         part_type or "application/octet-stream",
+                                         view[data_start:data_end], headers))
+        else:
+            field_count += 1
+            if field_count > limits.max_fields:
+                raise HTTPError(413, f"Too many form fields (limit {limits.max_fields})")
+            if length > limits.max_field_size:
+                raise HTTPError(413, f"Form field {name!r} is too large (limit {limits.max_field_size} bytes)")
+            charset = parse_options_header(part_type)[1].get("charset", "utf-8") if part_type else "utf-8"
+            try:
+                fields.add(name, body[data_start:data_end].decode(charset))
+            except (LookupError, UnicodeDecodeError):
+                raise HTTPError(400, f"Form field {name!r} is not valid {charset}") from None
+    return fields, files
+
+
+def _part_headers(block: bytes) -> Headers:
+    items: list[tuple[str, str]] = []
+    try:
+        text = block.decode("utf-8")  # browsers send raw UTF-8 file names
+    except UnicodeDecodeError:
+        text = block.decode("latin-1")
+    for line in text.split("\r\n"):
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise _bad(f"invalid part header line {line[:40]!r}")
+        items.append((name, value.strip()))
+    return Headers(items)
+
+
+def form_limits_of(request: Any) -> FormLimits:
+    """The form limits of the app serving ``request`` (the defaults without one)."""
+    app = getattr(request, "app", None)
+    limits = getattr(app, "form_limits", None)
+    return limits if isinstance(limits, FormLimits) else DEFAULT_FORM_LIMITS

@@ -1,0 +1,140 @@
+"""``microweb run --reload``: a supervisor that restarts the server when the app's Python files change.
+
+The supervisor opens the listening socket itself and hands it to each server
+process it starts (``MICROWEB_LISTEN_FD``, passed with ``pass_fds``), so while
+one server stops and the next imports the app, connections wait in the socket's
+backlog instead of being refused. It watches the ``*.py`` files under the app's
+own directory (not all of ``sys.path``; hidden folders, ``__pycache__``,
+virtualenvs and ``node_modules`` are skipped) by polling their modification
+times every ``--reload-interval`` seconds. Templates and static files need no
+restart: in a reloading server templates are re-read when they change and
+static files are read from disk on each request.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+__all__ = ["run_with_reloader", "watch_root", "snapshot"]
+
+log = logging.getLogger("microweb")
+
+SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "site-packages", "build", "dist"})
+MAX_FILES = 20000  # a bound on what one poll stats
+
+
+def watch_root(spec: str) -> str:
+    """The directory holding the app named by ``MODULE[:ATTR]`` or ``file.py[:ATTR]``."""
+    module_part = spec.partition(":")[0]
+    if module_part.endswith(".py") or os.sep in module_part:
+        return os.path.dirname(os.path.abspath(module_part))
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        found = importlib.util.find_spec(module_part.split(".")[0])
+    except (ImportError, ValueError):
+        found = None
+    origin = getattr(found, "origin", None) if found is not None else None
+    if not origin or origin in ("built-in", "frozen"):
+        return cwd
+    path = os.path.dirname(os.path.abspath(origin))
+    if found is not None and found.submodule_search_locations:  # a package: watch it and its neighbours
+        path = os.path.dirname(path)
+    return path
+
+
+def snapshot(root: str) -> dict[str, float]:
+    """``{path: mtime}`` of the Python files under ``root``."""
+    found: dict[str, float] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS]
+        for name in filenames:
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                try:
+                    found[path] = os.stat(path).st_mtime_ns
+                except OSError:
+                    continue
+                if len(found) >= MAX_FILES:
+                    return found
+    return found
+
+
+def _changed(before: dict[str, float], after: dict[str, float]) -> list[str]:
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def _child_argv() -> list[str]:
+    args = [a for a in sys.argv[1:] if a != "--reload"]
+    return [sys.executable, "-m", "microweb", *args]
+
+
+def run_with_reloader(args: argparse.Namespace, error: Callable[[str], Exception]) -> int:
+    """Hold the socket, run the server in a child process, restart it on change; exit on SIGINT/SIGTERM."""
+    from .reactor import create_listener
+    from .runner import LISTEN_FD_ENV
+
+    try:
+        listener = create_listener(args.host, args.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise error(f"port {args.port} on {args.host} is already in use") from None
+        raise error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    listener.set_inheritable(True)
+    fd = listener.fileno()
+    root = watch_root(args.app)
+    interval = float(getattr(args, "reload_interval", 0.5))
+    env = dict(os.environ, **{LISTEN_FD_ENV: str(fd), "MICROWEB_RELOADER": "1"})
+    argv = _child_argv()
+    stopping = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = [(s, signal.signal(s, on_signal)) for s in (signal.SIGINT, signal.SIGTERM)]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, env=env, pass_fds=(fd,))
+
+    log.info("reloader watching %s every %.2gs", root, interval)
+    files = snapshot(root)
+    child = start()
+    try:
+        while not stopping:
+            time.sleep(interval)
+            current = snapshot(root)
+            changed = _changed(files, current)
+            if changed:
+                files = current
+                log.info("%s changed, restarting", os.path.relpath(changed[0], root))
+                _stop(child)
+                child = start()
+            elif child.poll() is not None and child.returncode not in (0, -signal.SIGTERM):
+                pass  # it crashed (a syntax error, say): wait for the next change to try again
+    finally:
+        _stop(child)
+        listener.close()
+        for signum, handler in previous:
+            signal.signal(signum, handler)
+    return 0
+
+
+def _stop(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if child.poll() is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(grace)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

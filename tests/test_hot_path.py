@@ -1,0 +1,104 @@
+"""The shortcuts of the hot path give exactly what the general path gives."""
+from __future__ import annotations
+
+import json
+
+from microweb import App, Response
+from microweb.http11 import Limits, ProtocolError, RequestParser
+
+BROWSER = (
+    b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: test\r\nAccept: */*\r\nCookie: a=1; b=2\r\n\r\n"
+)
+
+
+def test_shared_header_block_is_reused_across_parsers() -> None:
+    limits = Limits()
+    first = RequestParser(limits).receive(BROWSER)[0]
+    second = RequestParser(limits).receive(BROWSER)[0]
+    assert first.headers is second.headers
+    assert second.headers.get("cookie") == "a=1; b=2"
+
+
+def test_shared_header_blocks_respect_their_own_limits() -> None:
+    """A block accepted under loose limits is not reused under strict ones."""
+    many = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(20)) + b"\r\n"
+    assert RequestParser(Limits()).receive(many)
+    strict = RequestParser(Limits(max_header_count=10))
+    assert strict.receive(many) == []
+    assert isinstance(strict.error, ProtocolError) and strict.error.status == 431
+
+
+def test_shared_block_keeps_version_rules_apart() -> None:
+    limits = Limits()
+    no_host_10 = b"GET / HTTP/1.0\r\nAccept: */*\r\n\r\n"
+    assert RequestParser(limits).receive(no_host_10)
+    p = RequestParser(limits)
+    assert p.receive(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n") == []
+    assert p.error is not None and p.error.status == 400
+
+
+def _respond(app: App, raw: bytes) -> bytes:
+    request = RequestParser().receive(raw)[0]
+    out = app.handle(request)
+    assert isinstance(out, bytes)
+    return out
+
+
+def _split(response: bytes) -> tuple[list[bytes], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.startswith(b"Date:")]
+    return lines, body
+
+
+def test_str_and_json_fast_paths_match_the_response_path() -> None:
+    app = App(static_folder=None)
+
+    @app.route("/s")
+    def s(request):  # type: ignore[no-untyped-def]
+        return "héllo"
+
+    @app.route("/S")
+    def big_s(request):  # type: ignore[no-untyped-def]
+        return Response("héllo")
+
+    @app.route("/j")
+    def j(request):  # type: ignore[no-untyped-def]
+        return {"a": [1, 2.5, None, True, "é"]}
+
+    @app.route("/J")
+    def big_j(request):  # type: ignore[no-untyped-def]
+        return Response(json.dumps({"a": [1, 2.5, None, True, "é"]}, ensure_ascii=False, separators=(",", ":")),
+                        content_type="application/json")
+
+    fast, slow = _respond(app, b"GET /s HTTP/1.1\r\nHost: a\r\n\r\n"), _respond(app, b"GET /S HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert _split(fast) == _split(slow)
+    fast, slow = _respond(app, b"GET /j HTTP/1.1\r\nHost: a\r\n\r\n"), _respond(app, b"GET /J HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert _split(fast) == _split(slow)
+    assert json.loads(_split(fast)[1]) == {"a": [1, 2.5, None, True, "é"]}
+
+
+def test_unserializable_json_is_a_500_not_a_crash() -> None:
+    app = App(static_folder=None)
+
+    @app.route("/bad")
+    def bad(request):  # type: ignore[no-untyped-def]
+        return {"a": object()}
+
+    assert _respond(app, b"GET /bad HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 500 ")
+
+
+def test_unknown_method_is_501_and_known_unrouted_is_405() -> None:
+    app = App(static_folder=None)
+
+    @app.route("/")
+    def index(request):  # type: ignore[no-untyped-def]
+        return "x"
+
+    @app.route("/purge", methods=["PURGE"])
+    def purge(request):  # type: ignore[no-untyped-def]
+        return "purged"
+
+    assert _respond(app, b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 501 ")
+    assert _respond(app, b"POST / HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    assert _respond(app, b"PURGE /purge HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+    assert _respond(app, b"PURGE / HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 405 ")
