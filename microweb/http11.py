@@ -449,6 +449,9 @@ class RequestParser:
         request.body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._pending = None
         self._body_parts = _NO_PARTS
+        # The body is here: a 100 Continue not sent yet is no longer wanted (RFC 9110 10.1.1),
+        # and must never follow this request's final response.
+        self.interim = b""
         requests.append(request)
         self.state = HEAD if request.keep_alive else CLOSED
 
@@ -528,8 +531,6 @@ class RequestParser:
                     raise ProtocolError(431, "Trailer section too large")
                 pos = eol + 2
                 if not line:
-                    # The body is complete: a 100 Continue not sent yet is not needed (RFC 9110 10.1.1).
-                    self.interim = b""
                     self._finish_body(requests)
                     return pos
                 if _FIELD_LINE.fullmatch(line) is None or b"\r" in line:

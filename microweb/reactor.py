@@ -414,7 +414,7 @@ class Server:
                 self._respond(conn, requests)
             if conn.closed:
                 return
-        if parser.interim and conn.deferred is None:
+        if parser.interim and conn.deferred is None and not conn.busy:
             # The 100 Continue is for the request still waiting for its body, so it goes
             # after the responses to the requests this read completed before it.
             self._write(conn, parser.interim)
@@ -586,6 +586,10 @@ class Server:
         elif conn.peer_eof or (self._stopping and not conn.receiving):
             conn.close_after = True
         else:
+            interim = conn.parser.interim
+            if interim:  # held back by _on_readable while earlier requests were in the pool
+                conn.parser.interim = b""
+                self._write(conn, interim)
             return
         if not conn.outbox and not conn.closed:
             self._close(conn)

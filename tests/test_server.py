@@ -74,6 +74,7 @@ class Reader:
 
     def closed(self, timeout: float = 5.0) -> bool:
         """True when the peer closes with nothing more sent."""
+        assert not self.buf, f"unexpected bytes after the last response: {bytes(self.buf[:200])!r}"
         self.sock.settimeout(timeout)
         try:
             rest = self.sock.recv(65536)
@@ -116,6 +117,11 @@ def make_app() -> App:
     @app.route("/blob/<int:i>")
     def blob(request: Request, i: int) -> bytes:
         return b"%08d" % i + b"b" * 99_992
+
+    @app.route("/sleep/<int:ms>")
+    def sleep(request: Request, ms: int) -> str:
+        time.sleep(ms / 1000)  # only with --threads: inline it would stall the loop
+        return f"slept {ms}"
 
     @app.route("/stream")
     def stream(request: Request) -> Response:
@@ -686,3 +692,100 @@ def test_stop_does_not_wait_longer_than_the_grace_period(live_server: Callable[.
         server.thread.join(10)
         assert not server.thread.is_alive()
         assert time.monotonic() - started < 4
+
+
+def test_head_timeout_is_not_extended_by_trickling(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), head_timeout=1.0)
+    with server.connect() as sock:
+        started = time.monotonic()
+        sock.settimeout(0.3)
+        got = b""
+        for ch in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([ch]))
+            except OSError:
+                break
+            try:
+                got += sock.recv(4096)
+            except socket.timeout:
+                continue
+            if got:
+                break
+        assert got.startswith(b"HTTP/1.1 408 "), got
+        assert time.monotonic() - started < 4
+
+
+def test_write_timeout_closes_a_client_that_never_reads(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), write_timeout=1.0)
+    sock = server.connect()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(get(f"/big/{64 * 1024 * 1024}"))
+        assert sock.recv(100).startswith(b"HTTP/1.1 200 ")  # the response has begun; now stop reading
+        time.sleep(0.3)
+        assert len(server.server.connections) == 1
+        started = time.monotonic()
+        deadline = started + 8
+        while server.server.connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not server.server.connections, "the stalled connection is still open"
+        assert time.monotonic() - started > 0.3
+    finally:
+        sock.close()
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_eof_in_the_middle_of_a_request_closes_quietly(server: LiveServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_until_closed(sock) == b""
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_expect_100_continue_with_too_large_body_gets_413_not_100(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), max_body_size=1000)
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.response()[0] == 413
+        assert reader.closed()
+
+
+def test_date_header_is_refreshed(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        first = client.get("/").headers["date"]
+        time.sleep(1.3)
+        second = client.get("/").headers["date"]
+    assert first != second
+    assert first.endswith(" GMT") and second.endswith(" GMT")
+
+
+def test_threads_100_continue_comes_after_earlier_responses(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app(), threads=2)
+    with server.connect() as sock:
+        sock.sendall(get("/sleep/300")
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock, timeout=10)
+        assert reader.response()[2] == b"slept 300"
+        assert reader.response()[0] == 100
+        sock.sendall(b"hello")
+        assert reader.response()[2] == b"POST /e 5:hello"
+
+
+def test_threads_no_late_100_continue_once_the_body_came(live_server: Callable[..., LiveServer]) -> None:
+    # The client gives up waiting for 100 and sends the body while an earlier request is
+    # still in the pool: no 100 may follow the final response.
+    server = live_server(make_app(), threads=2)
+    with server.connect() as sock:
+        sock.sendall(get("/sleep/500")
+                     + b"POST /echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        time.sleep(0.2)  # the head is parsed (and its 100 held back) while /sleep is in the pool
+        sock.sendall(b"hello")
+        reader = Reader(sock, timeout=10)
+        assert reader.response()[2] == b"slept 500"
+        status, _, body = reader.response()
+        if status == 100:  # allowed only before the final response
+            status, _, body = reader.response()
+        assert body == b"POST /e 5:hello"
+        assert not reader.closed(timeout=0.5)  # and nothing more arrives (no stray 100)
