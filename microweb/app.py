@@ -153,7 +153,7 @@ class App:
         path = f"{self.static_url_path}/{quote(str(params.pop('filename')).lstrip('/'))}"
         return path + "?" + urlencode(params, doseq=True) if params else path
 
-    def render_template(self, name: str, /, **context: Any) -> str:
+    def render_template(self, name: str | list[str], /, **context: Any) -> str:
         """Render the template ``name`` with ``context``; ``url_for`` is always there.
 
         Pass ``request=request`` to make the request available in the template (or call
@@ -211,8 +211,7 @@ class App:
         except _Options as exc:
             return Response(b"", 204, exc.headers)
         except RequestRedirect as exc:
-            location = exc.location + ("?" + request.query_string if request.query_string else "")
-            return Response(b"", 308, {"Location": location})
+            return Response(b"", 308, {"Location": _redirect_location(exc.location, request.query_string)})
         request.path_params = params
         return route.handler(request, **params)
 
@@ -356,6 +355,15 @@ class App:
         from .testing import test_client
 
         return test_client(self, **kwargs)
+
+
+def _redirect_location(path: str, query_string: str) -> str:
+    """The ``Location`` of a trailing-slash redirect: the decoded path encoded again, and never
+    starting with ``//`` (a browser would read ``//host/`` as another site)."""
+    from urllib.parse import quote
+
+    location = "/" + quote(path, safe="/:@!$&'()*+,;=-._~").lstrip("/")
+    return location + "?" + query_string if query_string else location
 
 
 def _prefers_json(accept: str) -> bool:

@@ -274,7 +274,7 @@ class Request:
             self._form, self._files = parse_form(self)
         return self._files
 
-    def render_template(self, name: str, /, **context: Any) -> str:
+    def render_template(self, name: str | list[str], /, **context: Any) -> str:
         """Render the template ``name`` of this request's app, with ``request`` in the context."""
         if self.app is None:
             raise RuntimeError("this request is not being handled by an App")

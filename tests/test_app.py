@@ -268,6 +268,7 @@ def test_templates_render_url_for_request_and_autoescape(tmp_path) -> None:  # t
     assert app.render_template("feed.xml", title="&") == "<t>&amp;</t>"
     assert app.render_template("icon.svg", title="<") == "<svg>&lt;</svg>"
     assert app.render_template("plain.txt", title="<b>") == "<b>"
+    assert app.render_template(["missing.html", "plain.txt"], title="first found") == "first found"
     assert app.templates.env is app.templates.env  # one Environment per app
 
 

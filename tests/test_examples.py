@@ -83,6 +83,7 @@ def test_streaming() -> None:
     ("api", "/api/items/1", '"notebook"'),
     ("forms", "/", "<form"),
     ("streaming", "/count?n=2", "1\n2\n"),
+    ("streaming", "/events?n=1", "event: done"),
 ])
 def test_examples_run_with_microweb_run(name: str, path: str, expect: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port = free_port()

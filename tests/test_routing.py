@@ -256,3 +256,26 @@ def test_url_for_static_files() -> None:
     assert App().url_for("static", filename="/a.png") == "/a.png"
     with pytest.raises(KeyError):
         App(static_folder=None).url_for("static", filename="a.png")
+
+
+def test_trailing_slash_redirect_is_encoded_and_stays_on_site() -> None:
+    app = App(static_folder=None)
+
+    @app.get("/<path:p>/")
+    def folder(request, p):  # type: ignore[no-untyped-def]
+        return p
+
+    @app.get("/n/<name>/")
+    def named(request, name):  # type: ignore[no-untyped-def]
+        return name
+
+    c = app.test_client()
+    r = c.get("/n/a%20b%0D%0AX-Evil:%201")
+    assert r.status_code == 308 and r.headers["location"] == "/n/a%20b%0D%0AX-Evil:%201/"
+    assert "x-evil" not in r.headers
+    from microweb import Headers, Request
+
+    # (httpx would read "//evil.example" as another host, so the request is made by hand.)
+    out = app.handle(Request("GET", "//evil.example", "HTTP/1.1", Headers({"Host": "x"})))
+    assert isinstance(out, bytes) and out.startswith(b"HTTP/1.1 308 ")
+    assert b"\r\nLocation: /evil.example/\r\n" in out
