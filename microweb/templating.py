@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,23 +20,29 @@ class Templates:
         self.auto_reload = auto_reload
         self.globals = dict(globals or {})
         self._env: jinja2.Environment | None = None
+        self._lock = threading.Lock()  # handlers may run in threads: still one Environment
 
     @property
     def env(self) -> jinja2.Environment:
-        if self._env is None:
+        if self._env is not None:
+            return self._env
+        with self._lock:
+            if self._env is not None:
+                return self._env
             import jinja2
 
             loaders: list[jinja2.BaseLoader] = []
             if self.folder:
                 loaders.append(jinja2.FileSystemLoader(self.folder))
             loaders.append(jinja2.FileSystemLoader(PACKAGE_TEMPLATES))
-            self._env = jinja2.Environment(
+            env = jinja2.Environment(
                 loader=jinja2.ChoiceLoader(loaders),
                 autoescape=jinja2.select_autoescape(AUTOESCAPE_EXTENSIONS, default_for_string=True),
                 auto_reload=self.auto_reload,
             )
-            self._env.globals.update(self.globals)
-        return self._env
+            env.globals.update(self.globals)
+            self._env = env
+            return env
 
     def set_auto_reload(self, value: bool) -> None:
         """Check template files for changes on every render (debug mode) or not."""

@@ -307,3 +307,24 @@ def test_path_params_and_request_fields() -> None:
         return {"uid": uid, "rest": rest, "params": {k: str(v) for k, v in request.path_params.items()}}
 
     assert app.test_client().get("/u/5/a/b").json() == {"uid": 5, "rest": "a/b", "params": {"uid": "5", "rest": "a/b"}}
+
+
+def test_one_environment_even_when_threads_race(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    (tmp_path / "t.html").write_text("{{ n }}")
+    app = App(template_folder=tmp_path, static_folder=None)
+    envs, results = [], []
+    barrier = threading.Barrier(8)
+
+    def render(n: int) -> None:
+        barrier.wait()
+        envs.append(app.templates.env)
+        results.append(app.render_template("t.html", n=n))
+
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len({id(e) for e in envs}) == 1 and sorted(results) == [str(i) for i in range(8)]

@@ -52,6 +52,21 @@ def test_file_data_is_a_view_of_the_body_not_a_copy() -> None:
     assert isinstance(view, memoryview) and view.obj is raw  # no copy until read()/save()
 
 
+def test_parsing_a_big_upload_allocates_almost_nothing() -> None:
+    import tracemalloc
+
+    payload = os.urandom(8 * 1024 * 1024)
+    raw = body(field("title", b"x"), file_part("f", "big.bin", payload))
+    tracemalloc.start()
+    try:
+        _, files = parse_multipart(raw, CT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert files["f"].size == len(payload)
+    assert peak < 256 * 1024, peak  # the 8 MiB file is never copied while parsing
+
+
 def test_save_to_path_and_file_object(tmp_path) -> None:  # type: ignore[no-untyped-def]
     _, files = parse_multipart(body(file_part("f", "x.txt", b"hello")), CT)
     assert files["f"].save(tmp_path / "out.txt") == 5
