@@ -147,6 +147,8 @@ def serve(handle: Any, args: argparse.Namespace, target: Any = None) -> int:
             handle.set_address(*listener.getsockname()[:2])
 
         def listening(url: str) -> None:
+            if getattr(args, "certfile", None):
+                url = "https" + url[4:]
             print(f"microweb serving on {url} with {workers} workers (press Ctrl+C to quit)", flush=True)
 
         return run_workers(handle, args.host, args.port, workers, sock=listener, on_listening=listening, **options)

@@ -5,8 +5,9 @@ process it starts (``MICROWEB_LISTEN_FD``, passed with ``pass_fds``), so while
 one server stops and the next imports the app, connections wait in the socket's
 backlog instead of being refused. It watches the ``*.py`` files under the app's
 own directory (not all of ``sys.path``; hidden folders, ``__pycache__``,
-virtualenvs and ``node_modules`` are skipped) by polling their modification
-times every ``--reload-interval`` seconds. Templates and static files need no
+virtualenvs and ``node_modules`` are skipped): with ``watchfiles`` when it is
+installed (inotify, no polling; ``MICROWEB_RELOAD_POLL=1`` turns it off), else by
+polling their modification times every ``--reload-interval`` seconds. Templates and static files need no
 restart: in a reloading server templates are re-read when they change and
 static files are read from disk on each request.
 """
@@ -20,10 +21,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, Iterator
 
-__all__ = ["run_with_reloader", "watch_root", "snapshot"]
+__all__ = ["run_with_reloader", "watch_root", "snapshot", "changes"]
 
 log = logging.getLogger("microweb")
 
@@ -73,6 +74,31 @@ def _changed(before: dict[str, float], after: dict[str, float]) -> list[str]:
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
 
 
+def changes(root: str, interval: float, stop: threading.Event) -> Iterator[list[str]]:
+    """Batches of changed ``*.py`` paths under ``root`` until ``stop`` is set ([] when nothing changed,
+    at least every ``interval`` seconds, so the caller can look at its child too)."""
+    watchfiles: Any = None
+    if not os.environ.get("MICROWEB_RELOAD_POLL"):
+        try:
+            import watchfiles
+        except ImportError:
+            watchfiles = None
+    if watchfiles is not None:
+        log.info("reloader using watchfiles on %s", root)
+        for batch in watchfiles.watch(root, watch_filter=watchfiles.PythonFilter(), stop_event=stop,
+                                      rust_timeout=max(100, int(interval * 1000)), yield_on_timeout=True,
+                                      debounce=200, raise_interrupt=False):
+            yield sorted(path for _, path in batch)
+        return
+    log.info("reloader polling %s every %.2gs", root, interval)
+    files = snapshot(root)
+    while not stop.wait(interval):
+        current = snapshot(root)
+        changed = _changed(files, current)
+        files = current
+        yield changed
+
+
 def _child_argv() -> list[str]:
     args = [a for a in sys.argv[1:] if a != "--reload"]
     return [sys.executable, "-m", "microweb", *args]
@@ -95,32 +121,26 @@ def run_with_reloader(args: argparse.Namespace, error: Callable[[str], Exception
     interval = float(getattr(args, "reload_interval", 0.5))
     env = dict(os.environ, **{LISTEN_FD_ENV: str(fd), "MICROWEB_RELOADER": "1"})
     argv = _child_argv()
-    stopping = False
+    stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
+        stop.set()
 
     previous = [(s, signal.signal(s, on_signal)) for s in (signal.SIGINT, signal.SIGTERM)]
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, env=env, pass_fds=(fd,))
 
-    log.info("reloader watching %s every %.2gs", root, interval)
-    files = snapshot(root)
     child = start()
     try:
-        while not stopping:
-            time.sleep(interval)
-            current = snapshot(root)
-            changed = _changed(files, current)
+        # A child that exits on its own (a syntax error, say) is restarted at the next change.
+        for changed in changes(root, interval, stop):
+            if stop.is_set():
+                break
             if changed:
-                files = current
                 log.info("%s changed, restarting", os.path.relpath(changed[0], root))
                 _stop(child)
                 child = start()
-            elif child.poll() is not None and child.returncode not in (0, -signal.SIGTERM):
-                pass  # it crashed (a syntax error, say): wait for the next change to try again
     finally:
         _stop(child)
         listener.close()

@@ -115,7 +115,8 @@ def banner(url: str, target: Any, args: argparse.Namespace) -> str:
     lines = [f"microweb serving on {url} (press Ctrl+C to quit)"]
     details = []
     if isinstance(target, App):
-        details.append(f"{len(target.router.routes)} routes")
+        routes = [r for r in target.router.routes if not r.name.startswith("__microweb")]
+        details.append(f"{len(routes)} route{'s' if len(routes) != 1 else ''}")
         details.append(f"static folder {target.static_folder}" if target.static_folder else "no static folder")
     else:
         details.append(f"WSGI application {getattr(args, 'app', '?')}")

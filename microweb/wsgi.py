@@ -191,6 +191,21 @@ class FileWrapper:
             close()
 
 
+def _header_environ(headers: Headers) -> dict[str, str]:
+    """The environ keys (``HTTP_*``, ``CONTENT_TYPE``, ``CONTENT_LENGTH``) for a request's headers."""
+    environ: dict[str, str] = {}
+    for name, value in headers.items():
+        if "_" in name:
+            continue  # "X_Foo" would collide with "X-Foo" in the environ (a known spoofing trick)
+        key = name.upper().replace("-", "_")
+        if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+            key = "HTTP_" + key
+        if key in environ:
+            value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
+        environ[key] = value
+    return environ
+
+
 class _StartResponse:
     """The ``start_response`` callable of one request; keeps what the app passed."""
 
@@ -238,6 +253,10 @@ class WSGIAdapter:
             "SERVER_SOFTWARE": "microweb",
         }
 
+        # The parser hands every request with the same header block the same Headers object,
+        # so the HTTP_* keys of the last one are kept and reused.
+        self._header_cache: tuple[Headers | None, dict[str, str]] = (None, {})
+
     def set_address(self, host: str, port: int) -> None:
         self.base_environ["SERVER_NAME"] = host
         self.base_environ["SERVER_PORT"] = str(port)
@@ -253,17 +272,14 @@ class WSGIAdapter:
         environ["REMOTE_ADDR"] = request.remote_addr
         environ["wsgi.url_scheme"] = request.scheme
         environ["wsgi.input"] = io.BytesIO(request.body)
-        for name, value in request.headers.items():
-            if "_" in name:
-                continue  # "X_Foo" would collide with "X-Foo" in the environ (a known spoofing trick)
-            key = name.upper().replace("-", "_")
-            if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-                environ[key] = value
-            else:
-                key = "HTTP_" + key
-                if key in environ:
-                    value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
-                environ[key] = value
+        headers = request.headers
+        cached = self._header_cache  # one tuple, so threads never see a half-updated pair
+        if cached[0] is headers:
+            environ.update(cached[1])
+        else:
+            translated = _header_environ(headers)
+            self._header_cache = (headers, translated)
+            environ.update(translated)
         if request.host and "HTTP_HOST" in environ and environ["HTTP_HOST"] != request.host:
             environ["HTTP_HOST"] = request.host  # set from a trusted proxy's X-Forwarded-Host
         if request.body and "CONTENT_LENGTH" not in environ:

@@ -38,7 +38,13 @@ def test_watch_root_and_snapshot(tmp_path: Any) -> None:
 
 
 @pytest.mark.slow
-def test_reload_restarts_without_refusing(tmp_path: Any) -> None:
+@pytest.mark.parametrize("watcher", ["poll", "watchfiles"])
+def test_reload_restarts_without_refusing(tmp_path: Any, watcher: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if watcher == "poll":
+        monkeypatch.setenv("MICROWEB_RELOAD_POLL", "1")
+    else:
+        pytest.importorskip("watchfiles")
+        monkeypatch.delenv("MICROWEB_RELOAD_POLL", raising=False)
     app_file = tmp_path / "reloadme.py"
     app_file.write_text(SOURCE.format(n=1))
     port = free_port()
@@ -87,6 +93,7 @@ def test_reload_restarts_without_refusing(tmp_path: Any) -> None:
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "changed, restarting" in err
+    assert ("using watchfiles" in err) == (watcher == "watchfiles")
 
 
 def test_systemd_socket_activation(tmp_path: Any) -> None:

@@ -183,3 +183,27 @@ def test_cli_keyfile_without_certfile() -> None:
 
     r = run_cli("run", "tests/apps/behaviour.py", "--keyfile", "k.pem")
     assert r.returncode == 2 and "--keyfile needs --certfile" in r.stderr
+
+
+def test_cli_tls_with_workers(cert: tuple[str, str], tmp_path: Any) -> None:
+    """Each pre-forked worker terminates TLS on the shared socket."""
+    (tmp_path / "tlsapp.py").write_text(
+        "import os\nfrom microweb import App\napp = App()\n@app.route('/')\ndef i(request):\n"
+        "    return f'{request.scheme} {os.getpid()}'\n")
+    port = free_port()
+    proc = start_cli("run", "tlsapp:app", "--port", str(port), "--certfile", cert[0], "--keyfile", cert[1],
+                     "--workers", "2", cwd=str(tmp_path))
+    try:
+        wait_for_port("127.0.0.1", port)
+        pids = set()
+        deadline = time.monotonic() + 10
+        while len(pids) < 2 and time.monotonic() < deadline:
+            r = httpx.get(f"https://127.0.0.1:{port}/", verify=client_context(cert))
+            scheme, pid = r.text.split()
+            assert scheme == "https"
+            pids.add(pid)
+        assert len(pids) == 2
+    finally:
+        proc.terminate()
+        out_text, _ = proc.communicate(timeout=20)
+    assert f"https://127.0.0.1:{port} with 2 workers" in out_text
