@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from typing import IO, Any
+from urllib.parse import unquote
 
 from .errors import HTTPError
 from .requests import Headers, MultiDict
@@ -74,6 +75,16 @@ class UploadedFile:
     @property
     def size(self) -> int:
         return len(self._data)
+
+    @property
+    def mimetype(self) -> str:
+        """The content type without parameters (``text/plain`` for ``text/plain; charset=utf-8``)."""
+        return self.content_type.split(";", 1)[0].strip().lower()
+
+    @property
+    def stream(self) -> UploadedFile:
+        """A readable binary file object over the data (the upload itself, as Flask's ``.stream``)."""
+        return self
 
     def __len__(self) -> int:
         return len(self._data)
@@ -144,8 +155,6 @@ def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
         if key.endswith("*"):
             charset, _, encoded = val.partition("'")
             _, _, encoded = encoded.partition("'")
-            from urllib.parse import unquote
-
             try:
                 extended[key[:-1]] = unquote(encoded, encoding=charset or "utf-8", errors="strict")
             except (LookupError, UnicodeDecodeError):

@@ -50,7 +50,7 @@ class Templates:
         if self._env is not None:
             self._env.auto_reload = value
 
-    def render(self, name: str | list[str], context: dict[str, Any]) -> str:
+    def render(self, name: str | list[Any], context: dict[str, Any]) -> str:
         """Render ``name`` (or the first template found in a list of names) with ``context``."""
         return self.env.get_or_select_template(name).render(context)
 

@@ -42,6 +42,8 @@ def test_fields_and_files() -> None:
     first.seek(0)
     assert first.read(3) == b"\x00\x01\x02" and first.tell() == 3
     assert (second.filename, second.content_type, second.read()) == ("two.txt", "text/plain", b"2")
+    second.seek(0)
+    assert second.stream.read() == b"2" and second.mimetype == "text/plain"
 
 
 def test_file_data_is_a_view_of_the_body_not_a_copy() -> None:
