@@ -203,10 +203,9 @@ class App:
         try:
             route, params = self.router.match(request.method, request.path)
         except NotFound:
-            if request.method in ("GET", "HEAD"):
-                static = self.static_response(request)
-                if static is not None:
-                    return static
+            static = self.static_response(request)  # raises 405 for other methods on a static path
+            if static is not None:
+                return static
             raise
         except _Options as exc:
             return Response(b"", 204, exc.headers)
@@ -216,7 +215,11 @@ class App:
         return route.handler(request, **params)
 
     def static_response(self, request: Request) -> Response | None:
-        """The static-folder fallback for a GET/HEAD that no route matched (None: not found)."""
+        """The static-folder fallback for a request no route matched (None: not found).
+
+        GET and HEAD get the file; other methods on a static path raise ``MethodNotAllowed``
+        (``Allow: GET, HEAD``). Assign ``app.static = StaticFiles(...)`` to configure it.
+        """
         if self.static_folder is None:
             return None
         if self.static is None:
@@ -317,7 +320,8 @@ class App:
             except Exception:
                 log.exception("could not render the error page for %s", status)
                 html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
-            response = Response(html, status)
+            # A path that is not UTF-8 (%ff) reaches the page as surrogates: never let it turn a 404 into a 500.
+            response = Response(html.encode("utf-8", "backslashreplace"), status, content_type=_HTML.decode())
         if headers:
             response.headers.update(headers)
         return response

@@ -1,4 +1,4 @@
-"""The ``microweb`` command: ``microweb run MODULE:ATTR``."""
+"""The ``microweb`` command: ``microweb run MODULE:ATTR`` and ``microweb serve [DIR]``."""
 from __future__ import annotations
 
 import argparse
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", metavar="NAME", help="the directory to create")
     routes = sub.add_parser("routes", help="print the route table: microweb routes MODULE:ATTR")
     routes.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute")
+    serve_cmd = sub.add_parser("serve", help="serve a folder of static files: microweb serve [DIR]")
+    serve_cmd.add_argument("directory", metavar="DIR", nargs="?", default=".", help="the folder to serve (default .)")
+    serve_cmd.add_argument("--listing", action="store_true", help="list the files of folders without index.html")
+    add_server_options(serve_cmd)
     return parser
 
 
@@ -157,6 +161,18 @@ def serve(handle: Any, args: argparse.Namespace, target: Any = None) -> int:
     print(runner.banner(server.url, target, args), flush=True)
     server.serve_forever()
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``microweb serve [DIR]``: the static-file fallback alone, with the package's error pages."""
+    from .app import App
+    from .static import StaticFiles
+
+    if not os.path.isdir(args.directory):
+        raise UsageError(f"not a directory: {args.directory}")
+    app = App(template_folder=None, static_folder=args.directory)
+    app.static = StaticFiles(args.directory, listing=args.listing)
+    return serve(app.handle, args, app)
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
@@ -269,7 +285,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "routes": cmd_routes, "new": cmd_new}
+COMMANDS = {"run": cmd_run, "routes": cmd_routes, "new": cmd_new, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

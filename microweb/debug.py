@@ -78,6 +78,8 @@ class LiveReload:
         """An after-request hook: put the live-reload script into HTML pages."""
         if "text/html" not in (response.content_type or response.headers.get("content-type", "")):
             return response
+        if "content-encoding" in response.headers:  # a precompressed .gz/.br file: leave its bytes alone
+            return response
         body = response.body
         if isinstance(response, FileResponse):
             try:
