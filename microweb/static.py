@@ -75,7 +75,7 @@ class FileEntry:
     """What is known about one file: identity, validators, header block, and maybe its bytes."""
 
     __slots__ = ("real", "size", "mtime_ns", "ino", "etag", "last_modified", "mtime", "content_type",
-                 "headers", "header_block", "body")
+                 "encoding", "headers", "header_block", "body")
 
     def __init__(self, real: str, st: os.stat_result, content_type: str, encoding: str | None,
                  cache_control: str | None, vary: bool) -> None:
@@ -88,6 +88,7 @@ class FileEntry:
         self.etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}{suffix}"'
         self.last_modified = formatdate(self.mtime, usegmt=True)
         self.content_type = content_type
+        self.encoding = encoding
         headers = [("Content-Type", content_type), ("Last-Modified", self.last_modified), ("ETag", self.etag),
                    ("Accept-Ranges", "bytes")]
         if cache_control:
@@ -583,7 +584,9 @@ class StaticFiles:
                 if when is not None and entry.mtime <= when:
                     return Response(b"", 304, entry.validator_headers())
         range_header = headers.get("range")
-        if range_header is None:
+        if range_header is None or entry.encoding is not None:
+            # Like nginx's gzip_static: a precompressed body goes whole (a range of gzip bytes is
+            # useless to a client that decodes, e.g. ``curl -r 0-99 --compressed``).
             return StaticResponse(entry)
         if_range = headers.get("if-range")
         if if_range is not None and not self._if_range_holds(if_range.strip(), entry):
