@@ -67,6 +67,8 @@ Handler = Callable[[Request], "bytes | BodySource"]
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 RECV_SIZE = 65536
+STOP_LINGER = 0.25  # seconds idle connections stay open after a stop begins
+STOP_POLL = 0.05  # the loop's longest sleep while stopping
 ACCEPT_BACKOFF = 0.5  # seconds without polling the listener after EMFILE
 SENDFILE_STEP = 1 << 20  # bytes per sendfile call before giving other connections a turn
 STREAM_STEP = 16  # stream pieces per turn
@@ -180,6 +182,7 @@ class Server:
         self.timers = TimerWheel(self.now)
         self._stopping = False
         self._stop_deadline = 0.0
+        self._linger_until = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -258,9 +261,11 @@ class Server:
         self.started.set()
         try:
             while True:
-                if self._stopping and self._drain_step():
-                    break
                 timeout = next_tick - self.now
+                if self._stopping:
+                    if self._drain_step():
+                        break
+                    timeout = min(timeout, STOP_POLL)
                 events = select(timeout if timeout > 0 else 0)
                 self.now = now = monotonic()
                 for key, mask in events:
@@ -293,8 +298,11 @@ class Server:
             self._stop_deadline = self.now + self.graceful_timeout
             for stream in list(self._push_streams):
                 stream.end()  # a push stream would otherwise hold its connection to the deadline
+            self._linger_until = self.now + STOP_LINGER
             # Requests that reached us before the stop are answered: accept what waits in
-            # the backlog and read what idle connections have been sent.
+            # the backlog; idle connections stay open for STOP_LINGER, so a request already
+            # on its way (a load generator sends the next one at once) is answered, with
+            # Connection: close, rather than reset.
             if self._accept_paused != 1:
                 self._accept_paused = 0
                 self._accept()
@@ -303,15 +311,13 @@ class Server:
             except (KeyError, ValueError):
                 pass
             self.listener.close()
+        elif self.now >= self._linger_until:
+            # Close what is idle now; a response still being sent finishes first, and its
+            # connection closes at the first step it is found idle.
             for conn in list(self.connections.values()):
-                if not conn.outbox and not conn.receiving and not conn.busy and not conn.queue:
-                    self._on_readable(conn)
-                if conn.closed:
-                    continue
-                if not conn.outbox and not conn.receiving and not conn.busy and not conn.queue:
+                if (not conn.outbox and not conn.receiving and not conn.busy and not conn.queue
+                        and conn.deferred is None):
                     self._close(conn)
-                elif not conn.busy and not conn.queue:
-                    conn.close_after = conn.close_after or not conn.receiving
         if not self.connections:
             return True
         return self.now >= self._stop_deadline

@@ -173,6 +173,8 @@ class Supervisor:
         finally:
             signal.set_wakeup_fd(old_wakeup)
             for signum, handler in previous.items():
+                if stop_deadline and signum in (signal.SIGTERM, signal.SIGINT):
+                    handler = signal.SIG_IGN  # stopped: a repeated Ctrl+C must not kill the exit
                 signal.signal(signum, handler)
             selector.close()
             r.close()
