@@ -578,3 +578,41 @@ def test_range_of_a_large_file_goes_out_whole(tmp_path: Path, live_server: Any) 
     server = live_server(App(static_folder=tmp_path))
     r = httpx.get(server.url + "/large.bin", headers={"Range": "bytes=1000001-3000000"})
     assert r.status_code == 206 and r.content == data[1000001:3000001]
+
+
+def test_plain_read_send_path_when_sendfile_cannot_serve(tmp_path: Path, live_server: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import microweb.reactor
+
+    data = os.urandom(1024 * 1024 + 3)
+    (tmp_path / "large.bin").write_bytes(data)
+    calls = []
+
+    def no_sendfile(*args: Any) -> int:
+        calls.append(args)
+        raise OSError(errno.EINVAL, "sendfile not supported here")
+
+    monkeypatch.setattr(microweb.reactor.os, "sendfile", no_sendfile)
+    server = live_server(App(static_folder=tmp_path))
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get("/large.bin").content == data
+        r = c.get("/large.bin", headers={"Range": "bytes=500000-"})
+        assert r.status_code == 206 and r.content == data[500000:]
+    assert calls  # the reactor did try sendfile first
+
+
+def test_http10_client_gets_the_file_and_a_close(site: tuple[LiveServer, Path]) -> None:
+    server, static = site
+    with server.connect() as sock:
+        sock.sendall(b"GET /small.txt HTTP/1.0\r\n\r\n")
+        head, body = read_response(sock)
+    assert status_of(head) == 200 and body == (static / "small.txt").read_bytes()
+    assert header(head, "connection") == "close"
+    with server.connect() as sock:
+        sock.sendall(b"GET /big.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /notes.txt HTTP/1.0\r\n\r\n")
+        head, body = read_response(sock, timeout=10)
+        assert header(head, "connection") == "keep-alive" and body == (static / "big.bin").read_bytes()
+        head, body = read_response(sock)
+        assert body == b"plain text"
