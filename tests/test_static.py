@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from conftest import LiveServer, read_response
+from conftest import LiveServer, read_response, recv_until_closed
 from microweb import App
 from microweb.static import StaticFiles, parse_ranges
 
@@ -612,7 +612,21 @@ def test_http10_client_gets_the_file_and_a_close(site: tuple[LiveServer, Path]) 
     assert header(head, "connection") == "close"
     with server.connect() as sock:
         sock.sendall(b"GET /big.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /notes.txt HTTP/1.0\r\n\r\n")
-        head, body = read_response(sock, timeout=10)
-        assert header(head, "connection") == "keep-alive" and body == (static / "big.bin").read_bytes()
-        head, body = read_response(sock)
-        assert body == b"plain text"
+        data = recv_until_closed(sock, timeout=10)  # the second request has no keep-alive: closed after it
+    big = (static / "big.bin").read_bytes()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert header(head, "connection") == "keep-alive" and rest[:len(big)] == big
+    assert rest[len(big):].startswith(b"HTTP/1.1 200") and rest.endswith(b"\r\n\r\nplain text")
+
+
+def test_a_precompressed_sibling_added_later_brings_vary(tmp_path: Path, live_server: Any) -> None:
+    (tmp_path / "late.txt").write_text("late " * 100)
+    app = App(static_folder=tmp_path)
+    app.static = StaticFiles(tmp_path, resolve_ttl=0)
+    server = live_server(app)
+    assert "vary" not in httpx.get(server.url + "/late.txt").headers
+    (tmp_path / "late.txt.gz").write_bytes(gzip.compress(b"late " * 100))
+    r = httpx.get(server.url + "/late.txt", headers={"Accept-Encoding": "identity"})
+    assert r.headers["vary"] == "Accept-Encoding" and "content-encoding" not in r.headers
+    r = httpx.get(server.url + "/late.txt", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.text == "late " * 100
