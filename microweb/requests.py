@@ -255,8 +255,13 @@ class Request:
 
     @property
     def url(self) -> str:
-        url = f"{self.scheme}://{self.host}{self.target if self.target.startswith('/') else self.path}"
-        return url
+        """The full URL: ``scheme://host/path?query`` (path and query as the client sent them)."""
+        if self.target.startswith("/"):
+            return f"{self.scheme}://{self.host}{self.target}"
+        from urllib.parse import quote  # absolute-form target: rebuild from the parsed parts
+
+        query = "?" + self.query_string if self.query_string else ""
+        return f"{self.scheme}://{self.host}{quote(self.path, safe='/:@!$&()*+,;=-._~')}{query}"
 
     @property
     def form(self) -> MultiDict:

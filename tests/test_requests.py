@@ -134,3 +134,9 @@ def test_missing_field_is_a_400_key_error() -> None:
     assert r.status_code == 400 and r.json()["description"] == "The request has no field 'name'"
     assert c.get("/q").text == "caught"
     assert MultiDict().get("x") is None and "x" not in MultiDict()
+
+
+def test_url_of_an_absolute_form_target() -> None:
+    r = req("http://example.com:8080/a%20b?x=1")
+    assert (r.path, r.query_string) == ("/a b", "x=1")
+    assert r.url == "https://example.com:8080/a%20b?x=1"
