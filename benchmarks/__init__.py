@@ -1,0 +1,1 @@
+"""microweb's benchmark harness (see benchmarks/README.md)."""

@@ -1,0 +1,10 @@
+-- wrk script: every request carries the nine headers a browser sends (about 500 bytes in all).
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+wrk.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+wrk.headers["Accept-Language"] = "en-US,en;q=0.9,de;q=0.8"
+wrk.headers["Accept-Encoding"] = "gzip, deflate, br"
+wrk.headers["Cookie"] = "session=9f2c1e7a4b3d8e6f0a1b2c3d4e5f6a7b; theme=dark; _ga=GA1.1.123456789.1700000000"
+wrk.headers["Referer"] = "http://127.0.0.1/index.html"
+wrk.headers["Sec-Fetch-Mode"] = "navigate"
+wrk.headers["Sec-Fetch-Site"] = "same-origin"
+wrk.headers["Upgrade-Insecure-Requests"] = "1"
