@@ -62,8 +62,8 @@ def wrk(url: str, duration: int, connections: int) -> tuple[float, str, str, int
     out = subprocess.run(["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
                           url], capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p50 = re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1)  # type: ignore[union-attr]
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
@@ -78,6 +78,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs per server and endpoint, servers interleaved; the median is reported (default 1)")
     args = parser.parse_args()
     if os.environ.get("MICROWEB_BENCH_LOCKED") != "1":
         os.environ["MICROWEB_BENCH_LOCKED"] = "1"
@@ -88,30 +90,37 @@ def main() -> int:
             return 2
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + HERE)
     paths = [("/", "plaintext /"), ("/json/7", "JSON /json/7")]
-    rows = []
-    for name, argv in servers(0).items():
-        port = free_port()
-        argv = [a.replace("127.0.0.1:0", f"127.0.0.1:{port}") for a in servers(port)[name]]
-        proc = subprocess.Popen(["taskset", "-c", "1", *argv], cwd=HERE, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        try:
-            wait_ready(port)
-            for path, label in paths:
-                url = f"http://127.0.0.1:{port}{path}"
-                wrk(url, 2, args.connections)  # warm-up
-                rps, p50, p99, errors = wrk(url, args.duration, args.connections)
-                rows.append((name, label, rps, p50, p99, errors))
-                print(f"{name:40} {label:14} {rps:10.0f} req/s  p50 {p50:>8}  p99 {p99:>8}  errors {errors}",
-                      file=sys.stderr, flush=True)
-        finally:
-            proc.send_signal(signal.SIGTERM)
+    results: dict[tuple[str, str], list[tuple[float, str, str, int]]] = {}
+    load_before = os.getloadavg()[0]
+    for _ in range(max(1, args.rounds)):
+        for name in servers(0):
+            port = free_port()
+            proc = subprocess.Popen(["taskset", "-c", "1", *servers(port)[name]], cwd=HERE, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                wait_ready(port)
+                for path, label in paths:
+                    url = f"http://127.0.0.1:{port}{path}"
+                    wrk(url, 2, args.connections)  # warm-up
+                    rps, p50, p99, errors = wrk(url, args.duration, args.connections)
+                    results.setdefault((name, label), []).append((rps, p50, p99, errors))
+                    print(f"{name:40} {label:14} {rps:10.0f} req/s  p50 {p50:>8}  p99 {p99:>8}  errors {errors}",
+                          file=sys.stderr, flush=True)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    rows = []
+    for (name, label), runs in results.items():
+        runs.sort(key=lambda r: r[0])
+        rps, p50, p99, _ = runs[len(runs) // 2]
+        rows.append((name, label, rps, p50, p99, sum(r[3] for r in runs)))
     print(f"\nFlask {_version('flask')}, waitress {_version('waitress')}, gunicorn {_version('gunicorn')}; "
           f"wrk -t1 -c{args.connections} -d{args.duration}s on core 0, server on core 1; Python "
-          f"{sys.version.split()[0]}\n")
+          f"{sys.version.split()[0]}; median of {max(1, args.rounds)} round(s); load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| server | endpoint | requests/s | p50 | p99 | errors |")
     print("|---|---|---:|---:|---:|---:|")
     for name, label, rps, p50, p99, errors in rows:

@@ -207,3 +207,33 @@ def test_cli_tls_with_workers(cert: tuple[str, str], tmp_path: Any) -> None:
         proc.terminate()
         out_text, _ = proc.communicate(timeout=20)
     assert f"https://127.0.0.1:{port} with 2 workers" in out_text
+
+
+def test_tls_with_thread_pool(cert: tuple[str, str], big_file: str) -> None:
+    app = App(template_folder=None, static_folder=os.path.dirname(big_file))
+
+    @app.route("/slow")
+    def slow(request: Request) -> str:
+        time.sleep(0.5)
+        return "slow"
+
+    @app.route("/fast")
+    def fast(request: Request) -> str:
+        return "fast"
+
+    live = TLSLive(app.handle, make_ssl_context(*cert), threads=4)
+    try:
+        results: list[str] = []
+        t = threading.Thread(target=lambda: results.append(
+            httpx.get(live.url + "/slow", verify=client_context(cert), timeout=10).text))
+        t.start()
+        time.sleep(0.1)
+        with httpx.Client(base_url=live.url, verify=client_context(cert)) as client:
+            start = time.monotonic()
+            assert client.get("/fast").text == "fast"
+            assert time.monotonic() - start < 0.4  # not stuck behind /slow
+            assert client.get("/big.bin").content == BIG
+        t.join(10)
+        assert results == ["slow"]
+    finally:
+        live.stop()

@@ -1,4 +1,5 @@
-"""The same behaviour suite against the native server, through WSGI in memory, and on a live gunicorn;
+"""The same behaviour suite against the native server, through WSGI in memory, on a live gunicorn and
+through ``app.test_client()``;
 then microweb serving other WSGI applications (a raw one and Flask)."""
 from __future__ import annotations
 
@@ -73,16 +74,19 @@ def gunicorn_url() -> Iterator[str]:
     stop_process(proc)
 
 
-@pytest.fixture(params=["native", "wsgi-transport", "gunicorn"])
+@pytest.fixture(params=["native", "wsgi-transport", "gunicorn", "test-client"])
 def client(request: Any, live_server: Callable[..., Any]) -> Iterator[httpx.Client]:
-    """An httpx client talking to the behaviour app one of three ways."""
+    """An httpx client talking to the behaviour app: natively, through WSGI in memory, on gunicorn, and
+    through microweb's own in-memory test client."""
     if request.param == "native":
         server = live_server(behaviour_app)
         c = httpx.Client(base_url=server.url)
     elif request.param == "wsgi-transport":
         c = httpx.Client(transport=httpx.WSGITransport(app=behaviour_app), base_url="http://testserver")
-    else:
+    elif request.param == "gunicorn":
         c = httpx.Client(base_url=request.getfixturevalue("gunicorn_url"))
+    else:
+        c = behaviour_app.test_client()
     with c:
         yield c
 
