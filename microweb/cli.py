@@ -171,8 +171,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.directory):
         raise UsageError(f"not a directory: {args.directory}")
     app = App(template_folder=None, static_folder=args.directory)
-    app.static = StaticFiles(args.directory, listing=args.listing)
-    return serve(app.handle, args, app)
+    static = app.static = StaticFiles(args.directory, listing=args.listing)
+    fast, handle = static.fast_response, app.handle
+
+    def serve_file(request: Any) -> Any:
+        # No routes here: a hot unchanged file skips the router; everything else takes App.handle.
+        result = fast(request)
+        return result if result is not None else handle(request)
+
+    return serve(serve_file, args, app)
 
 
 def cmd_routes(args: argparse.Namespace) -> int:

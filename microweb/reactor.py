@@ -72,7 +72,6 @@ STOP_POLL = 0.05  # the loop's longest sleep while stopping
 ACCEPT_BACKOFF = 0.5  # seconds without polling the listener after EMFILE
 SENDFILE_STEP = 1 << 20  # bytes per sendfile call before giving other connections a turn
 STREAM_STEP = 16  # stream pieces per turn
-PIPELINE_BATCH = 16  # a read completing more requests than this is answered in growing batches
 _WAKE = object()
 _LISTENER = None
 
@@ -414,10 +413,7 @@ class Server:
             return
         requests = parser.receive(data)
         if requests or parser.error is not None:
-            if len(requests) > PIPELINE_BATCH and self.pool is None:
-                self._respond_in_batches(conn, requests)
-            else:
-                self._respond(conn, requests)
+            self._respond(conn, requests)
             if conn.closed:
                 return
         if parser.interim and conn.deferred is None and not conn.busy:
@@ -471,9 +467,18 @@ class Server:
             self._close(conn)
 
     def _respond(self, conn: Connection, requests: list[Request]) -> None:
+        """Answer the requests one read completed; their responses leave in one ``send``.
+
+        One 64 KiB read can hold a thousand small pipelined requests; answered all at
+        once, each with a large body, they would all be built in memory together. So
+        once more than ``high_water`` bytes of responses are ready they are sent, and if
+        the socket leaves more than ``high_water`` queued, the remaining requests wait in
+        ``conn.deferred`` (the connection is not read) until the outbox drains.
+        """
         handle = self.handle
         out: list[bytes] = []
-        for request in requests:
+        out_size = 0
+        for index, request in enumerate(requests):
             if conn.requests_served >= self._keep_alive_cutoff:
                 request.keep_alive = False
             try:
@@ -484,6 +489,7 @@ class Server:
             conn.requests_served += 1
             if type(result) is bytes:
                 out.append(result)
+                out_size += len(result)
             else:
                 if not isinstance(result, BodySource):
                     result = _wrong_result(request, result)
@@ -493,10 +499,21 @@ class Server:
                 out.append(result.head)
                 self._write(conn, b"".join(out))
                 out = []
+                out_size = 0
                 self._queue_source(conn, result)
             if not request.keep_alive:
                 conn.close_after = True
                 break
+            if out_size > self.high_water and index + 1 < len(requests):
+                self._write(conn, b"".join(out))
+                out = []
+                out_size = 0
+                if conn.closed:
+                    return
+                if conn.pending_bytes > self.high_water:
+                    conn.deferred = requests[index + 1:]
+                    self._set_events(conn, EVENT_WRITE)
+                    return
         else:
             error = conn.parser.error
             if error is not None:
@@ -507,41 +524,11 @@ class Server:
         if conn.close_after and not conn.outbox and not conn.closed:
             self._close(conn)
 
-    def _respond_in_batches(self, conn: Connection, requests: list[Request]) -> None:
-        """Answer a long pipelined run in batches of 16, 32, 64, ... requests.
-
-        One 64 KiB read can hold a thousand small requests; answered all at once, each
-        for a large body, they would be built in memory together (a 1 MiB page: 2 GB
-        from one read). After each batch, if the socket has left more than
-        ``high_water`` bytes queued, the rest wait in ``conn.deferred`` (and the
-        connection is not read) until the outbox drains. The batches grow so that
-        small responses still leave in few ``send`` calls.
-        """
-        parser = conn.parser
-        error = parser.error
-        parser.error = None  # its answer goes after the last batch, not the first
-        try:
-            start, size, total = 0, PIPELINE_BATCH, len(requests)
-            while start < total:
-                end = start + size
-                if end >= total:
-                    parser.error = error
-                self._respond(conn, requests[start:end])
-                if conn.closed or conn.close_after:
-                    return
-                start, size = end, size * 2
-                if start < total and conn.pending_bytes > self.high_water:
-                    conn.deferred = requests[start:]
-                    self._set_events(conn, EVENT_WRITE)
-                    return
-        finally:
-            parser.error = error
-
     def _respond_deferred(self, conn: Connection) -> None:
         """The outbox drained: answer the pipelined requests held back, then any 100 Continue."""
         requests, conn.deferred = conn.deferred, None
         assert requests is not None
-        self._respond_in_batches(conn, requests)
+        self._respond(conn, requests)
         if conn.closed or conn.deferred is not None:
             return
         parser = conn.parser

@@ -57,6 +57,8 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_RANGES = 16
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 _ALLOWED = ["GET", "HEAD"]
+_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+_CONDITIONAL = frozenset({"if-none-match", "if-modified-since", "range", "if-match", "if-unmodified-since"})
 _READ_STEP = 65536
 # Files compressed on disk (``x.tar.gz``) are served as what they are, not as ``Content-Encoding``.
 _ARCHIVE_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz",
@@ -75,7 +77,7 @@ class FileEntry:
     """What is known about one file: identity, validators, header block, and maybe its bytes."""
 
     __slots__ = ("real", "size", "mtime_ns", "ino", "etag", "last_modified", "mtime", "content_type",
-                 "encoding", "headers", "header_block", "body")
+                 "encoding", "headers", "header_block", "tail", "body")
 
     def __init__(self, real: str, st: os.stat_result, content_type: str, encoding: str | None,
                  cache_control: str | None, vary: bool) -> None:
@@ -99,6 +101,7 @@ class FileEntry:
             headers.append(("Vary", "Accept-Encoding"))
         self.headers = headers
         self.header_block = "".join(f"{k}: {v}\r\n" for k, v in headers).encode("latin-1")
+        self.tail = self.header_block + b"Content-Length: %d\r\n" % self.size  # a whole-file head's end
         self.body: bytes | None = None
 
     def matches(self, st: os.stat_result) -> bool:
@@ -112,12 +115,13 @@ class FileEntry:
 class _File:
     """A resolved file: its real path and the real paths of its precompressed siblings."""
 
-    __slots__ = ("real", "variants", "expires")
+    __slots__ = ("real", "variants", "expires", "entry")
 
     def __init__(self, real: str, variants: tuple[tuple[str, str], ...], expires: float) -> None:
         self.real = real
         self.variants = variants
         self.expires = expires
+        self.entry: FileEntry | None = None  # the identity entry last served (checked by stat each time)
 
 
 class _Redirect:
@@ -180,7 +184,16 @@ class StaticResponse(FileResponse):
         keep_alive = request.keep_alive
         http11_ = request.http_version == "HTTP/1.1"
         length = self.length
-        if self._headers is None:
+        if self.extra is None and self.status == 200 and self._headers is None:
+            # The hot path: status line, the cached Date line, the entry's ready header block.
+            entry = self.entry
+            conn = (b"\r\n" if http11_ else b"Connection: keep-alive\r\n\r\n") if keep_alive \
+                else b"Connection: close\r\n\r\n"
+            body = entry.body
+            if body is not None and request.method != "HEAD":
+                return b"".join((_STATUS_200, http11._date_header, entry.tail, conn, body))
+            head = b"".join((_STATUS_200, http11._date_header, entry.tail, conn))
+        elif self._headers is None:
             # The common case: status line, the cached Date line, the entry's ready header block.
             if keep_alive:
                 conn = b"" if http11_ else b"Connection: keep-alive\r\n"
@@ -390,6 +403,29 @@ class StaticFiles:
             return Response(b"", 301, [("Location", location)])
         return self._listing_response(request, target.real)  # type: ignore[union-attr]
 
+    def fast_response(self, request: Request) -> bytes | BodySource | None:
+        """The encoded answer to a plain GET or HEAD of a file served before and unchanged since.
+
+        None means "take the full path" (``App.handle``): anything conditional, ranged,
+        precompressed, not yet resolved or changed. ``microweb serve`` calls this first, so a
+        hot small file costs one dict lookup, one ``stat`` and one ``bytes`` join.
+        """
+        target = self._resolved.get(request.path)
+        if type(target) is not _File or target.variants or target.expires < time.monotonic():
+            return None
+        entry = target.entry
+        method = request.method
+        if entry is None or (method != "GET" and method != "HEAD") \
+                or not _CONDITIONAL.isdisjoint(request.headers._index):
+            return None
+        try:
+            st = os.stat(target.real)
+        except OSError:
+            return None
+        if st.st_mtime_ns != entry.mtime_ns or st.st_size != entry.size or st.st_ino != entry.ino:
+            return None
+        return StaticResponse(entry).encode(request)
+
     # -- resolution -------------------------------------------------------------
 
     def _dot_allowed(self, name: str) -> bool:
@@ -550,13 +586,20 @@ class StaticFiles:
             if entry is None and encoding is not None:
                 entry = self._entry(target.real, None, target.real, True)
         else:
-            entry = self._entry(target.real, None, target.real, False)
+            # Inlined freshness check of the entry this URL served last (the common, hot case).
+            entry = target.entry
+            try:
+                st = os.stat(target.real)
+            except OSError:
+                entry = None
+            else:
+                if entry is None or st.st_mtime_ns != entry.mtime_ns or st.st_size != entry.size \
+                        or st.st_ino != entry.ino:
+                    entry = target.entry = self._entry(target.real, None, target.real, False)
         if entry is None:
             self._resolved.pop(request.path, None)
             return None
-        index = headers._index
-        if ("if-none-match" not in index and "if-modified-since" not in index and "range" not in index
-                and "if-match" not in index and "if-unmodified-since" not in index):
+        if _CONDITIONAL.isdisjoint(headers._index):
             return StaticResponse(entry)
         return self._conditional(request, entry)
 
