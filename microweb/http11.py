@@ -251,7 +251,7 @@ class RequestParser:
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme",
         "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
-        "_body_parts", "_body_size", "_chunk_state",
+        "_body_parts", "_body_size", "_chunk_state", "_chunk_body",
     )
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, remote_addr: str = "", scheme: str = "http") -> None:
@@ -269,6 +269,9 @@ class RequestParser:
         self._pending: Request | None = None  # request whose body is being read
         self._remaining = 0
         self._body_parts: list[bytes] = _NO_PARTS
+        # Small chunks of a chunked body are gathered here, not listed one by one: a list
+        # entry costs ~40 bytes (2-byte chunks: 6x the bytes sent, 340 MB per 16 MB body).
+        self._chunk_body = bytearray()
         self._body_size = 0
         self._chunk_state = _SIZE
 
@@ -498,7 +501,13 @@ class RequestParser:
                 self._chunk_state = _DATA
             elif state == _DATA:
                 take = min(self._remaining, size - pos)
-                self._body_parts.append(buf[pos:pos + take])
+                if take < 1024:
+                    self._chunk_body += buf[pos:pos + take]
+                else:
+                    if self._chunk_body:
+                        self._body_parts.append(bytes(self._chunk_body))
+                        self._chunk_body.clear()
+                    self._body_parts.append(buf[pos:pos + take])
                 self._remaining -= take
                 pos += take
                 if self._remaining:
@@ -531,6 +540,9 @@ class RequestParser:
                     raise ProtocolError(431, "Trailer section too large")
                 pos = eol + 2
                 if not line:
+                    if self._chunk_body:
+                        self._body_parts.append(bytes(self._chunk_body))
+                        self._chunk_body.clear()
                     self._finish_body(requests)
                     return pos
                 if _FIELD_LINE.fullmatch(line) is None or b"\r" in line:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import tracemalloc
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -124,6 +125,10 @@ VALID: dict[str, bytes] = {
         b"0;last\r\nX-Trailer: yes\r\nX-Other: 1\r\n\r\n"),
     "chunked-uppercase-hex": req("PUT /x HTTP/1.1|Host: h|Transfer-Encoding: chunked",
                                  b"1A\r\n" + b"z" * 26 + b"\r\n0\r\n\r\n"),
+    "chunked-mixed-sizes": req(
+        "POST /up HTTP/1.1|Host: h|Transfer-Encoding: chunked",
+        b"".join(b"%x\r\n%s\r\n" % (n, bytes([65 + i]) * n) for i, n in enumerate([1, 2000, 3, 5000, 1, 1023, 1024]))
+        + b"0\r\n\r\n"),
     "http10-no-host": req("GET /old HTTP/1.0"),
     "http10-keep-alive": req("GET /old HTTP/1.0|Connection: keep-alive"),
     "leading-empty-lines": b"\r\n\r\n\r\n" + req("GET / HTTP/1.1|Host: h"),
@@ -188,6 +193,13 @@ def test_chunked_body_with_extensions_and_trailers() -> None:
     assert r[4] == b"hello0123456789"
     [r], _ = parse_every_way(VALID["chunked-uppercase-hex"])
     assert r[4] == b"z" * 26
+
+
+def test_chunked_small_and_large_chunks_keep_their_order() -> None:
+    [r], _ = parse_every_way(VALID["chunked-mixed-sizes"])
+    sizes = [1, 2000, 3, 5000, 1, 1023, 1024]
+    assert r[4] == b"".join(bytes([65 + i]) * n for i, n in enumerate(sizes))
+    assert type(feed(VALID["chunked-mixed-sizes"])[0][0].body) is bytes
 
 
 def test_chunked_body_split_feeding_keeps_state_between_feeds() -> None:
@@ -819,3 +831,21 @@ def test_head_split_across_reads_at_every_crlf_boundary() -> None:
         got = parser.receive(data[:cut]) + parser.receive(data[cut:])
         assert [r.target for r in got] == ["/", "/2"], cut
         assert parser.error is None
+
+
+def test_many_tiny_chunks_do_not_multiply_memory() -> None:
+    # 50,000 two-byte chunks: a list of pieces held ~40 bytes per chunk (2 MB for a 100 KB body).
+    parser = RequestParser()
+    parser.receive(_chunks(b""))
+    tracemalloc.start()
+    try:
+        piece = b"2\r\nab\r\n" * 10_000
+        for _ in range(5):
+            assert parser.receive(piece) == []
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000, held
+    [request] = parser.receive(b"0\r\n\r\n")
+    assert request.body == b"ab" * 50_000
+    assert type(request.body) is bytes

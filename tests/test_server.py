@@ -662,6 +662,7 @@ def test_server_object_serves_in_a_thread_without_signal_handlers() -> None:
 # -- timeouts ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_idle_keep_alive_timeout_closes_quietly(live_server: Callable[..., LiveServer]) -> None:
     server = live_server(make_app(), keepalive_timeout=1.0)
     with server.connect() as sock:
@@ -673,6 +674,7 @@ def test_idle_keep_alive_timeout_closes_quietly(live_server: Callable[..., LiveS
         assert 0.5 < time.monotonic() - started < 4
 
 
+@pytest.mark.slow
 def test_head_timeout_answers_408(live_server: Callable[..., LiveServer]) -> None:
     server = live_server(make_app(), head_timeout=1.0)
     with server.connect() as sock:
@@ -682,6 +684,7 @@ def test_head_timeout_answers_408(live_server: Callable[..., LiveServer]) -> Non
         assert reader.closed()
 
 
+@pytest.mark.slow
 def test_stop_does_not_wait_longer_than_the_grace_period(live_server: Callable[..., LiveServer]) -> None:
     server = live_server(make_app(), graceful_timeout=1.0)
     with server.connect() as sock:
@@ -694,6 +697,7 @@ def test_stop_does_not_wait_longer_than_the_grace_period(live_server: Callable[.
         assert time.monotonic() - started < 4
 
 
+@pytest.mark.slow
 def test_head_timeout_is_not_extended_by_trickling(live_server: Callable[..., LiveServer]) -> None:
     server = live_server(make_app(), head_timeout=1.0)
     with server.connect() as sock:
@@ -715,6 +719,7 @@ def test_head_timeout_is_not_extended_by_trickling(live_server: Callable[..., Li
         assert time.monotonic() - started < 4
 
 
+@pytest.mark.slow
 def test_write_timeout_closes_a_client_that_never_reads(live_server: Callable[..., LiveServer]) -> None:
     server = live_server(make_app(), write_timeout=1.0)
     sock = server.connect()
@@ -752,6 +757,7 @@ def test_expect_100_continue_with_too_large_body_gets_413_not_100(live_server: C
         assert reader.closed()
 
 
+@pytest.mark.slow
 def test_date_header_is_refreshed(server: LiveServer) -> None:
     with httpx.Client(base_url=server.url) as client:
         first = client.get("/").headers["date"]
