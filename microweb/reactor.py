@@ -276,14 +276,22 @@ class Server:
                         if self.pool is not None:
                             self._deliver()
                     else:
-                        if mask & EVENT_READ:
-                            on_readable(conn)
-                        if mask & EVENT_WRITE and not conn.closed:
-                            flush(conn)
+                        try:
+                            if mask & EVENT_READ:
+                                on_readable(conn)
+                            if mask & EVENT_WRITE and not conn.closed:
+                                flush(conn)
+                        except Exception:
+                            # A bug in our own code must cost one connection, never the server.
+                            log.exception("internal error on a connection; closing it")
+                            self._close(conn)
                 if now >= next_tick:
                     next_tick = int(now) + 1
                     http11.refresh_date()
-                    self.timers.expire(now, self._on_timeout)
+                    try:
+                        self.timers.expire(now, self._on_timeout)
+                    except Exception:
+                        log.exception("internal error while expiring timeouts")
                     if self._accept_paused == 2 and now >= self._accept_resume_at:
                         self._resume_accepting()
         finally:

@@ -138,3 +138,49 @@ def test_static_shortcut_respects_hooks_and_methods(tmp_path) -> None:  # type: 
 
     assert b"X-Hook: 1" in _respond(app, get)
     assert seen == ["/a.txt"]
+
+
+def test_an_internal_error_costs_one_connection_not_the_server(live_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    import httpx
+
+    from microweb.reactor import Server
+
+    app = App(static_folder=None, template_folder=None)
+
+    @app.route("/")
+    def index(request):  # type: ignore[no-untyped-def]
+        return "ok"
+
+    @app.route("/big")
+    def big(request):  # type: ignore[no-untyped-def]
+        return "x" * (32 << 20)  # too large for one send: the loop must call _flush later
+
+    real = Server._flush
+    armed = {"flush": True}
+
+    def flaky_flush(self, conn):  # type: ignore[no-untyped-def]
+        if armed["flush"] and conn.outbox:
+            armed["flush"] = False
+            raise RuntimeError("simulated bug in the send path")
+        return real(self, conn)
+
+    monkeypatch.setattr(Server, "_flush", flaky_flush)
+    server = live_server(app)
+    victim = socket.create_connection((server.host, server.port))
+    victim.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+    victim.settimeout(10)
+    received = 0
+    try:
+        while True:
+            data = victim.recv(1 << 20)
+            if not data:
+                break
+            received += len(data)
+    except ConnectionResetError:
+        pass
+    victim.close()
+    assert not armed["flush"]  # the simulated bug fired
+    assert received < (32 << 20)  # and cost that connection its response
+    assert httpx.get(server.url + "/", timeout=5).text == "ok"  # the server goes on
