@@ -306,7 +306,7 @@ class RequestParser:
                     return requests
                 buf = bytes(buffered)
             else:
-                buf = buffered + data
+                buf = buffered + data  # type: ignore[assignment]  # bytes: only a partial head is a bytearray
             pos = 0
             while True:
                 state = self.state
