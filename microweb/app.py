@@ -338,10 +338,17 @@ class App:
         """Serve this app until SIGINT or SIGTERM.
 
         ``options`` are ``microweb.reactor.Server``'s keywords (limits, timeouts,
-        ``max_connections``, ``threads``; README "Limits and hardening") plus ``workers``.
+        ``max_connections``, ``threads``, ``forwarded_allow_ips``; README "Limits and hardening")
+        plus ``workers``, and ``certfile``/``keyfile`` to serve HTTPS.
         """
         from .reactor import Server
 
+        certfile = options.pop("certfile", None)
+        keyfile = options.pop("keyfile", None)
+        if certfile:
+            from .reactor import make_ssl_context
+
+            options["ssl_context"] = make_ssl_context(certfile, keyfile)
         workers = options.pop("workers", 0)
         if workers:  # --workers N: a supervisor and N forked processes (see workers.py)
             from .workers import run_workers
@@ -350,7 +357,7 @@ class App:
                         on_listening=lambda url: print(f"microweb serving on {url} with {workers} workers", flush=True),
                         **options)
             return
-        server = Server(self.handle, host=host, port=port, **options)
+        server = Server.create(self.handle, host=host, port=port, **options)
         print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
         server.serve_forever()
 

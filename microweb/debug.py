@@ -76,8 +76,9 @@ class LiveReload:
 
     def inject(self, request: Request, response: Response) -> Response:
         """An after-request hook: put the live-reload script into HTML pages."""
-        if "text/html" not in (response.content_type or response.headers.get("content-type", "")):
-            return response
+        if response.status in (204, 206, 304) or response.status < 200 or "text/html" not in (
+                response.content_type or response.headers.get("content-type", "")):
+            return response  # 304s and ranges pass untouched; error pages get the script too
         if "content-encoding" in response.headers:  # a precompressed .gz/.br file: leave its bytes alone
             return response
         body = response.body
@@ -90,7 +91,7 @@ class LiveReload:
             replacement = Response(body, response.status, response.header_items(), response.content_type)
             replacement.headers.pop("Last-Modified")
             response = replacement
-        if not isinstance(body, (bytes, bytearray)) or not body or response.status == 304:
+        if not isinstance(body, (bytes, bytearray)) or not body:
             return response
         index = body.rfind(b"</body>")
         response.body = bytes(body[:index]) + SCRIPT_BYTES + bytes(body[index:]) if index >= 0 \

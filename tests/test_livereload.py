@@ -72,6 +72,9 @@ def test_script_only_in_debug_html(tmp_path: Any, live_server: Callable[..., Any
     assert SCRIPT in static_page.text and static_page.text.startswith("<html><body>static page")
     assert httpx.get(server.url + "/app.css").text == "h1 {}"
     assert httpx.get(server.url + "/data").json() == {"x": 1}
+    missing = httpx.get(server.url + "/nope")
+    assert missing.status_code == 404 and SCRIPT in missing.text  # a fixed page reloads itself too
+    assert "etag" not in static_page.headers  # the body is not the file's any more
 
 
 def test_stream_pushes_reload_on_template_change(tmp_path: Any, live_server: Callable[..., Any]) -> None:

@@ -237,3 +237,27 @@ def test_tls_with_thread_pool(cert: tuple[str, str], big_file: str) -> None:
         assert results == ["slow"]
     finally:
         live.stop()
+
+
+def test_app_run_with_certfile(cert: tuple[str, str], tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    port = free_port()
+    (tmp_path / "runme.py").write_text(
+        "import sys\nfrom microweb import App\napp = App()\n@app.route('/')\ndef i(request):\n"
+        "    return request.scheme\n"
+        f"app.run(port={port}, certfile=sys.argv[1], keyfile=sys.argv[2])\n")
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    proc = subprocess.Popen([sys.executable, "runme.py", *cert], cwd=str(tmp_path), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port("127.0.0.1", port)
+        assert httpx.get(f"https://127.0.0.1:{port}/", verify=client_context(cert)).text == "https"
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert f"https://127.0.0.1:{port}" in out
