@@ -292,6 +292,7 @@ class RequestParser:
             return requests
         try:
             buffered = self._buffer
+            buf: bytes
             if not buffered:
                 buf = data
             elif self.state == HEAD:
@@ -306,7 +307,7 @@ class RequestParser:
                     return requests
                 buf = bytes(buffered)
             else:
-                buf = buffered + data  # type: ignore[assignment]  # bytes: only a partial head is a bytearray
+                buf = buffered + data  # type: ignore[assignment]  # only a partial head is a bytearray
             pos = 0
             while True:
                 state = self.state

@@ -97,7 +97,7 @@ class Connection:
         self.close_after = False  # close once the outbox drains
         self.reading = True
         self.events = EVENT_READ
-        self.receiving = False  # part of a request has arrived
+        self.receiving = 0  # 0: between requests; 1: part of a head has arrived; 2: reading a body
         self.peer_eof = False
         self.requests_served = 0
         # Hardening state: the body's minimum-rate clock, and (with --threads only) the
@@ -239,7 +239,7 @@ class Server:
     def _install_signal_handlers(self) -> list[tuple[int, Any]]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        previous = []
+        previous: list[tuple[int, Any]] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous.append((signum, signal.signal(signum, lambda *_: self.stop())))
         return previous
@@ -425,10 +425,10 @@ class Server:
             if parser.state != http11.HEAD:
                 self._body_progress(conn, len(data))
             elif not conn.receiving:
-                conn.receiving = True
+                conn.receiving = 1
                 self.timers.set_deadline(conn, self.now + self.head_timeout)
         else:
-            conn.receiving = False
+            conn.receiving = 0
             if not conn.outbox:
                 conn.deadline = self.now + self.keepalive_timeout
 

@@ -263,9 +263,10 @@ def _make_json_dumps() -> Any:
     def default(value: Any) -> Any:
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
-    if encoder.c_make_encoder is None:  # pragma: no cover - CPython always has it
+    c_make_encoder = getattr(encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
         return _json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    make = encoder.c_make_encoder(None, default, encoder.encode_basestring, None, ":", ",", False, False, True)
+    make = c_make_encoder(None, default, encoder.encode_basestring, None, ":", ",", False, False, True)
     join = "".join
     return lambda value: join(make(value, 0))
 

@@ -127,11 +127,11 @@ class Route:
         self.first_segment = first if "<" not in first and "/" in rule[1:] else None
         self.regex = re.compile("".join(pattern))
         for segment in rule.strip("/").split("/"):
-            m = _PARAM.search(segment)
-            if m is None:
+            found = _PARAM.search(segment)
+            if found is None:
                 weights.append(0)
             else:
-                weights.append(CONVERTERS[m.group("conv") or "string"].weight)
+                weights.append(CONVERTERS[found.group("conv") or "string"].weight)
         # Literal segments first; among equals, more segments first.
         self.sort_key = (weights, -len(weights))
 

@@ -367,7 +367,7 @@ class StaticFiles:
         self.cache_total_max = cache_total_max
         self.resolve_ttl = resolve_ttl
         self._resolved: dict[str, _Resolved] = {}
-        self._entries: dict[tuple[str, str | None], FileEntry] = {}
+        self._entries: dict[tuple[str, str | None, bool], FileEntry] = {}
         self._cached_bytes = 0
         self._accept_cache: dict[str, tuple[str, ...]] = {}
 
@@ -515,7 +515,7 @@ class StaticFiles:
             st = os.stat(real)
         except OSError:
             return None
-        key = (real, encoding)
+        key = (real, encoding, vary)
         entry = self._entries.get(key)
         if entry is not None and entry.matches(st):
             return entry

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from conftest import LiveServer, read_response
+from conftest import LiveServer, read_response, recv_until_closed
 from microweb import App
 from microweb.static import StaticFiles, parse_ranges
 
@@ -578,3 +578,55 @@ def test_range_of_a_large_file_goes_out_whole(tmp_path: Path, live_server: Any) 
     server = live_server(App(static_folder=tmp_path))
     r = httpx.get(server.url + "/large.bin", headers={"Range": "bytes=1000001-3000000"})
     assert r.status_code == 206 and r.content == data[1000001:3000001]
+
+
+def test_plain_read_send_path_when_sendfile_cannot_serve(tmp_path: Path, live_server: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import microweb.reactor
+
+    data = os.urandom(1024 * 1024 + 3)
+    (tmp_path / "large.bin").write_bytes(data)
+    calls = []
+
+    def no_sendfile(*args: Any) -> int:
+        calls.append(args)
+        raise OSError(errno.EINVAL, "sendfile not supported here")
+
+    monkeypatch.setattr(microweb.reactor.os, "sendfile", no_sendfile)
+    server = live_server(App(static_folder=tmp_path))
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get("/large.bin").content == data
+        r = c.get("/large.bin", headers={"Range": "bytes=500000-"})
+        assert r.status_code == 206 and r.content == data[500000:]
+    assert calls  # the reactor did try sendfile first
+
+
+def test_http10_client_gets_the_file_and_a_close(site: tuple[LiveServer, Path]) -> None:
+    server, static = site
+    with server.connect() as sock:
+        sock.sendall(b"GET /small.txt HTTP/1.0\r\n\r\n")
+        head, body = read_response(sock)
+    assert status_of(head) == 200 and body == (static / "small.txt").read_bytes()
+    assert header(head, "connection") == "close"
+    with server.connect() as sock:
+        sock.sendall(b"GET /big.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /notes.txt HTTP/1.0\r\n\r\n")
+        data = recv_until_closed(sock, timeout=10)  # the second request has no keep-alive: closed after it
+    big = (static / "big.bin").read_bytes()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert header(head, "connection") == "keep-alive" and rest[:len(big)] == big
+    assert rest[len(big):].startswith(b"HTTP/1.1 200") and rest.endswith(b"\r\n\r\nplain text")
+
+
+def test_a_precompressed_sibling_added_later_brings_vary(tmp_path: Path, live_server: Any) -> None:
+    (tmp_path / "late.txt").write_text("late " * 100)
+    app = App(static_folder=tmp_path)
+    app.static = StaticFiles(tmp_path, resolve_ttl=0)
+    server = live_server(app)
+    assert "vary" not in httpx.get(server.url + "/late.txt").headers
+    (tmp_path / "late.txt.gz").write_bytes(gzip.compress(b"late " * 100))
+    r = httpx.get(server.url + "/late.txt", headers={"Accept-Encoding": "identity"})
+    assert r.headers["vary"] == "Accept-Encoding" and "content-encoding" not in r.headers
+    r = httpx.get(server.url + "/late.txt", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.text == "late " * 100
