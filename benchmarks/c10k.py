@@ -94,19 +94,19 @@ def one_round(socks: list[socket.socket], request: bytes, timeout: float = 30.0)
         deadline = time.monotonic() + timeout
         while buffers and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=1.0):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
                 try:
-                    data = sock.recv(65536)
+                    data = ready.recv(65536)
                 except OSError:
                     data = b""
-                done = _response_complete(buffers[sock] + data) if data else False
+                done = _response_complete(buffers[ready] + data) if data else False
                 if done is None:
-                    buffers[sock] += data
+                    buffers[ready] += data
                     continue
                 ok += bool(done)
-                selector.unregister(sock)
-                del buffers[sock]
+                selector.unregister(ready)
+                del buffers[ready]
         selector.close()
     return ok
 

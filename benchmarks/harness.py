@@ -61,6 +61,12 @@ def microweb_server(app_file: str, port: int, cwd: str | None = None,
                       env={"PYTHONPATH": REPO_ROOT, **(env or {})}, cwd=cwd or REPO_ROOT)
 
 
+def microweb_serve(folder: str, port: int) -> ServerSpec:
+    """``python3 -m microweb serve FOLDER --port PORT``: the static-site command."""
+    return ServerSpec("microweb", [PYTHON, "-m", "microweb", "serve", folder, "--port", str(port)],
+                      env={"PYTHONPATH": REPO_ROOT}, cwd=REPO_ROOT)
+
+
 def floor_server(port: int) -> ServerSpec:
     return ServerSpec("floor", [PYTHON, os.path.join(BENCH_DIR, "floor.py"), str(port)], stop_signal=signal.SIGINT)
 

@@ -175,8 +175,8 @@ def draw_chart(verdicts: list[dict[str, Any]], machine: dict[str, Any], extras: 
     ax.barh(list(ys), values, color=colors, height=0.6)
     for y, v in zip(ys, bars[::-1]):
         ax.plot([v["bound"], v["bound"]], [y - 0.4, y + 0.4], color="black", linewidth=2)
-        ax.text(v["value"] * 1.04, y, f"{v['value']:.2f}x (need {v['op']} {v['bound']:g}x)", va="center",
-                fontsize=8)
+        label = f"{v['value']:.2f}x (need {v['op']} {v['bound']:g}x)"
+        ax.text(max(v["value"], v["bound"]) * 1.06, y, label, va="center", fontsize=8)
     ax.set_yticks(list(ys))
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xscale("log")

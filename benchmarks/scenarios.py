@@ -66,6 +66,10 @@ def _mw(app: str) -> ServerFactory:
     return lambda port, ws: h.microweb_server(os.path.join(h.APPS_DIR, app), port)
 
 
+def _mw_serve(port: int, ws: Workspace) -> h.ServerSpec:
+    return h.microweb_serve(ws.static_dir, port)
+
+
 def _mw_static(port: int, ws: Workspace) -> h.ServerSpec:
     return h.microweb_server(os.path.join(h.APPS_DIR, "static_site.py"), port, cwd=ws.root,
                              env={"BENCH_STATIC_DIR": ws.static_dir})
@@ -125,11 +129,13 @@ CASES: list[Case] = [
          script_args=[PIPELINE_DEPTH]),
     Case("pipeline", "uvicorn", "uvicorn+httptools+uvloop, raw ASGI", _uvicorn("asgi_hello:app"),
          script=PIPELINE_LUA, script_args=[PIPELINE_DEPTH]),
-    Case("static1k", "microweb", "microweb static folder", _mw_static, path="/" + SMALL_FILE, expect=b"microweb"),
+    Case("static1k", "microweb", "microweb serve DIR", _mw_serve, path="/" + SMALL_FILE, expect=b"microweb"),
+    Case("static1k", "microweb_app", "microweb App static-folder fallback", _mw_static, path="/" + SMALL_FILE,
+         expect=b"microweb"),
     Case("static1k", "nginx", "nginx, one worker", _nginx, path="/" + SMALL_FILE, expect=b"microweb"),
     Case("static1k", "whitenoise", "whitenoise on waitress", _waitress("whitenoise_app:app"),
          path="/" + SMALL_FILE, expect=b"microweb"),
-    Case("static10m", "microweb", "microweb static folder", _mw_static, path="/" + LARGE_FILE, expect=b"",
+    Case("static10m", "microweb", "microweb serve DIR", _mw_serve, path="/" + LARGE_FILE, expect=b"",
          byte_rate=True),
     Case("static10m", "nginx", "nginx, one worker", _nginx, path="/" + LARGE_FILE, expect=b"", byte_rate=True),
 ]

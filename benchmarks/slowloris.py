@@ -30,6 +30,7 @@ APP = "from microweb import App\napp = App(static_folder=None, template_folder=N
       "@app.get('/')\ndef index(request):\n    return 'Hello, World!'\n"
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+ERRORS = [0]
 
 
 def _pin(cpu: int) -> None:
@@ -59,7 +60,8 @@ def start_server(port: int, extra: list[str]) -> tuple[subprocess.Popen[bytes], 
     raise RuntimeError("the server did not start")
 
 
-def _read_response(sock: socket.socket) -> None:
+def _read_response(sock: socket.socket) -> bool:
+    """Read one response; True if the server closes the connection after it."""
     buf = b""
     while True:
         data = sock.recv(65536)
@@ -70,7 +72,7 @@ def _read_response(sock: socket.socket) -> None:
         if sep:
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             if len(body) >= length:
-                return
+                return b"connection: close" in head.lower()
 
 
 def latencies(port: int, seconds: float, keep_alive: bool) -> list[float]:
@@ -81,10 +83,22 @@ def latencies(port: int, seconds: float, keep_alive: bool) -> list[float]:
     while time.monotonic() < end:
         start = time.perf_counter()
         s = sock or socket.create_connection(("127.0.0.1", port))
-        s.sendall(REQUEST)
-        _read_response(s)
+        try:
+            s.sendall(REQUEST)
+            closing = _read_response(s)
+        except OSError:
+            # Tens of thousands of short connections can land on a local port still in
+            # TIME_WAIT: the kernel resets it. Not the server's doing; counted, not timed.
+            ERRORS[0] += 1
+            if sock is not None:
+                raise
+            s.close()
+            continue
         if sock is None:
             s.close()
+        elif closing:  # --max-requests-per-connection reached (10,000 by default)
+            sock.close()
+            sock = socket.create_connection(("127.0.0.1", port))
         out.append((time.perf_counter() - start) * 1000.0)
     if sock is not None:
         sock.close()
@@ -180,7 +194,7 @@ def main() -> None:
         print(f"{mode:<16} {'baseline':<10} {b[0]:8.3f} {b[1]:8.3f} {b[2]:8.3f} {b[3]:9d}")
         print(f"{'':<16} {'slowloris':<10} {a[0]:8.3f} {a[1]:8.3f} {a[2]:8.3f} {a[3]:9d}")
         print(f"{'':<16} {'+delta':<10} {a[0] - b[0]:8.3f} {a[1] - b[1]:8.3f} {a[2] - b[2]:8.3f}")
-    print(f"slowloris reconnects after 408/close: {r['reconnects']}")
+    print(f"slowloris reconnects after 408/close: {r['reconnects']}; client connection resets: {ERRORS[0]}")
 
 
 if __name__ == "__main__":

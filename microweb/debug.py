@@ -52,7 +52,7 @@ def enable_debug(app: Any, live_reload: bool = True, interval: float = 0.3) -> L
 
 
 class LiveReload:
-    """The open live-reload streams, and the thread that watches the folders for them."""
+    """The open live-reload streams, and the thread that watches the folders while any is open."""
 
     def __init__(self, folders: list[str | None], interval: float = 0.3) -> None:
         self.folders = [f for f in folders if f and os.path.isdir(f)]
@@ -72,7 +72,9 @@ class LiveReload:
         stream.push(format_event(self.boot_id, event="hello", retry=1000))
         with self.lock:
             self.streams.append(stream)
-        self._start()
+            if self._thread is None and self.folders:
+                self._thread = threading.Thread(target=self._watch, name="microweb-livereload", daemon=True)
+                self._thread.start()
 
     def inject(self, request: Request, response: Response) -> Response:
         """An after-request hook: put the live-reload script into HTML pages."""
@@ -108,11 +110,6 @@ class LiveReload:
             streams = list(self.streams)
         return sum(1 for s in streams if s.push(payload))
 
-    def _start(self) -> None:
-        if self._thread is None and self.folders:
-            self._thread = threading.Thread(target=self._watch, name="microweb-livereload", daemon=True)
-            self._thread.start()
-
     def stop(self) -> None:
         self._stop.set()
 
@@ -135,6 +132,11 @@ class LiveReload:
         files = self.snapshot()
         last_beat = time.monotonic()
         while not self._stop.wait(self.interval):
+            with self.lock:
+                self.streams = [s for s in self.streams if not s.ended]
+                if not self.streams:  # nobody is listening: stop polling until a page connects again
+                    self._thread = None
+                    return
             current = self.snapshot()
             if current != files:
                 changed = sorted(p for p in files.keys() | current.keys() if files.get(p) != current.get(p))

@@ -576,7 +576,7 @@ class Server:
             error, conn.pending_error = conn.pending_error, None
             conn.close_after = True
             self._write(conn, error_response(error))
-        elif conn.peer_eof or (self._stopping and not conn.receiving):
+        elif conn.peer_eof:
             conn.close_after = True
         else:
             interim = conn.parser.interim

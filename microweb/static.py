@@ -424,7 +424,10 @@ class StaticFiles:
             return None
         if st.st_mtime_ns != entry.mtime_ns or st.st_size != entry.size or st.st_ino != entry.ino:
             return None
-        return StaticResponse(entry).encode(request)
+        try:
+            return StaticResponse(entry).encode(request)
+        except NotFound:  # could not be opened after all: the full path renders the 404 page
+            return None
 
     # -- resolution -------------------------------------------------------------
 

@@ -147,6 +147,10 @@ class Supervisor:
                     log.info("stopping %d workers gracefully", len(self.workers) + len(self.retiring))
                     stop_deadline = now + self.graceful_timeout + 5.0
                     self._signal_all(signal.SIGTERM, [*self.workers, *self.retiring])
+                    # Our copy of the listener would keep it open after the workers close
+                    # theirs: new connections would queue in a backlog no one accepts, then
+                    # be reset. Without it, the socket closes with the last worker's copy.
+                    self.sock.close()
                 elif stop_deadline == 0.0 and signal.SIGHUP in signals:
                     log.info("reloading: starting %d new workers, stopping the old ones gracefully", self.count)
                     old = list(self.workers)

@@ -494,3 +494,43 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- under load (slow: run in CI, and by hand as benchmarks/*.py) -----------------------
+
+
+def _benchmark(name: str) -> Any:
+    import importlib
+
+    sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+@pytest.mark.slow
+def test_slowloris_does_not_slow_a_normal_client() -> None:
+    """1,000 connections trickling header bytes add at most a few ms to a normal client."""
+    result = _benchmark("slowloris").run(connections=1000, seconds=2.0)
+    for mode in ("keep-alive", "new connection"):
+        base, attack = result["baseline"][mode], result["attack"][mode]
+        print(f"{mode}: p50 {base[0]:.3f} -> {attack[0]:.3f} ms, mean {base[2]:.3f} -> {attack[2]:.3f} ms")
+        assert attack[0] - base[0] < 2.0, (mode, base, attack)  # median
+        assert attack[2] - base[2] < 5.0, (mode, base, attack)  # mean
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["--threads", "4"], ["--workers", "2"]], ids=["inline", "threads", "workers"])
+def test_graceful_stop_under_load(extra: list[str]) -> None:
+    """SIGTERM while wrk and slow readers run: begun responses complete, exit 0 in the grace period."""
+    result = _benchmark("graceful_stop").run(seconds_before_stop=2.0, wrk_seconds=4, clients=6,
+                                            extra=extra, graceful_timeout=10.0)
+    print(result.get("wrk_socket_errors"), result["checked"], result["stop_seconds"])
+    assert result["exit_status"] == 0
+    assert result["stop_seconds"] < 10.0
+    assert result["checked"]["truncated"] == 0
+    assert result["checked"]["complete"] > 0
+    assert result["tracebacks"] == 0
+    if "wrk" in result:
+        assert result["wrk_requests"] and result["wrk_non2xx"] == 0

@@ -131,6 +131,21 @@ def test_client_leaving_closes_its_stream(tmp_path: Any, live_server: Callable[.
     assert reloader.broadcast(b": ping\n\n") == 0
 
 
+def test_watcher_runs_only_while_a_page_listens(tmp_path: Any, live_server: Callable[..., Any]) -> None:
+    app, _ = make_site(tmp_path)
+    reloader = enable_debug(app, interval=0.05)
+    assert reloader is not None
+    server = live_server(app)
+    assert reloader._thread is None  # no page open: nothing polls
+    sock = open_stream(server.host, server.port)
+    read_until(sock, b"event: hello")
+    assert reloader._thread is not None and reloader._thread.is_alive()
+    thread = reloader._thread
+    sock.close()
+    thread.join(3)
+    assert not thread.is_alive() and reloader._thread is None
+
+
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
