@@ -4,11 +4,12 @@ Two scenarios: a 10 MB file (download rate) and a 1 KB file (requests/s; also th
 App's static fallback, behind the router). Each server
 runs pinned to core 1, wrk (``-t1 -c50``) to core 0; the whole run holds
 ``/tmp/microweb-bench.lock`` so two benchmarks never share the machine. Servers take
-turns round by round and the best round of each counts (noise on a shared machine
-only ever slows a run down). The server's CPU time per request (from /proc) is shown too:
-it is what the rate would be bounded by on a quiet machine.
+run side by side and are measured back to back, round after round; the medians count, so
+a burst of outside load on a shared machine hits every server alike. The server's CPU time
+per request (from /proc) is shown too: when the server is the bottleneck (1 KB), it is what
+bounds the rate on a quiet machine.
 
-    python3 benchmarks/static_bench.py [--duration 5] [--rounds 3] [--json]
+    python3 benchmarks/static_bench.py [--duration 3] [--rounds 5] [--json]
 
 ``run_static_bench()`` returns the figures for other scripts to import.
 """
@@ -23,6 +24,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,46 +186,59 @@ def wrk(url: str, duration: float, connections: int = 50) -> dict[str, float]:
             "errors": float(errors.group(1)) if errors else 0.0}
 
 
-def run_static_bench(duration: float = 5.0, rounds: int = 3) -> dict[str, Any]:
-    """Run both scenarios against nginx and ``microweb serve``; the best round of each counts."""
+def run_static_bench(duration: float = 3.0, rounds: int = 5) -> dict[str, Any]:
+    """Run both scenarios against nginx and ``microweb serve``; medians over interleaved rounds.
+
+    All servers run at once (pinned to the same core, idle while not measured); each round
+    measures each of them back to back, so a burst of outside load hits them alike, and the
+    median of the rounds is reported.
+    """
     if shutil.which("nginx") is None or shutil.which("wrk") is None:
         raise RuntimeError("static_bench needs nginx and wrk (apt-get install nginx-light wrk)")
-    results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in FILES}
-    with tempfile.TemporaryDirectory(prefix="microweb-static-bench-") as tmp, bench_lock():
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {name: {} for name in FILES}
+    with tempfile.TemporaryDirectory(prefix="microweb-static-bench-") as tmp, bench_lock(), \
+            contextlib.ExitStack() as stack:
         os.chmod(tmp, 0o755)  # nginx's worker runs as nobody when started as root
         root = os.path.join(tmp, "www")
         os.mkdir(root, 0o755)
         make_files(root)
+        servers: dict[str, tuple[int, int]] = {}
+        for server in SERVERS:
+            if server == "nginx":
+                ctx, port = start_nginx(tmp, root)
+            elif server == "microweb":
+                ctx, port = start_microweb(root)
+            else:
+                ctx, port = start_microweb_app(tmp, root)
+            proc = stack.enter_context(ctx)
+            servers[server] = (server_pid(proc, server), port)
+        for server, (_, port) in servers.items():
+            for name in FILES:
+                wrk(f"http://127.0.0.1:{port}/{name}", 1.0)  # warm-up: caches, page cache, TCP
         for _ in range(rounds):
-            for server in SERVERS:
-                if server == "nginx":
-                    ctx, port = start_nginx(tmp, root)
-                elif server == "microweb":
-                    ctx, port = start_microweb(root)
-                else:
-                    ctx, port = start_microweb_app(tmp, root)
-                with ctx as proc:
-                    pid = server_pid(proc, server)
-                    for name in FILES:
-                        if server == "microweb app" and name != "1kb.txt":
-                            continue
-                        url = f"http://127.0.0.1:{port}/{name}"
-                        wrk(url, 1.0)  # warm-up: caches, page cache, TCP
-                        before = cpu_seconds(pid)
-                        figures = wrk(url, duration)
-                        used = cpu_seconds(pid) - before
-                        figures["cpu_us_per_req"] = used * 1e6 / figures["requests"] if figures["requests"] else 0.0
-                        if figures["errors"]:
-                            raise RuntimeError(f"{server} answered {url} with errors: {figures}")
-                        best = results[name].get(server)
-                        if best is None or figures["rps"] > best["rps"]:
-                            results[name][server] = figures
+            for name in FILES:
+                for server, (pid, port) in servers.items():
+                    if server == "microweb app" and name != "1kb.txt":
+                        continue
+                    url = f"http://127.0.0.1:{port}/{name}"
+                    before = cpu_seconds(pid)
+                    figures = wrk(url, duration)
+                    used = cpu_seconds(pid) - before
+                    figures["cpu_us_per_req"] = used * 1e6 / figures["requests"] if figures["requests"] else 0.0
+                    if figures["errors"]:
+                        raise RuntimeError(f"{server} answered {url} with errors: {figures}")
+                    runs[name].setdefault(server, []).append(figures)
     summary: dict[str, Any] = {"duration": duration, "rounds": rounds, "scenarios": {}}
-    for name, by_server in results.items():
-        ratio = by_server["microweb"]["rps"] / by_server["nginx"]["rps"]
-        summary["scenarios"][name] = {**by_server, "ratio": ratio, "target": TARGETS[name]}
-        if "microweb app" in by_server:
-            summary["scenarios"][name]["app_ratio"] = by_server["microweb app"]["rps"] / by_server["nginx"]["rps"]
+    for name, by_server in runs.items():
+        medians = {server: {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+                   for server, figures in by_server.items()}
+        scenario: dict[str, Any] = {**medians, "target": TARGETS[name],
+                                    "ratio": medians["microweb"]["rps"] / medians["nginx"]["rps"],
+                                    "round_ratios": [m["rps"] / n["rps"] for m, n in
+                                                     zip(by_server["microweb"], by_server["nginx"])]}
+        if "microweb app" in medians:
+            scenario["app_ratio"] = medians["microweb app"]["rps"] / medians["nginx"]["rps"]
+        summary["scenarios"][name] = scenario
     return summary
 
 
@@ -243,13 +258,17 @@ def format_table(summary: dict[str, Any]) -> str:
             label = {"nginx": "nginx, 1 worker", "microweb": "microweb serve",
                      "microweb app": "App static fallback"}[server]
             lines.append(f"| {name} | {label} | {rate} | {f['cpu_us_per_req']:.1f} us | {ratio:.2f}x | {target} |")
+    lines.append("")
+    for name, s in summary["scenarios"].items():
+        ratios = ", ".join(f"{r:.2f}" for r in s["round_ratios"])
+        lines.append(f"{name}: microweb serve / nginx, round by round: {ratios}")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     summary = run_static_bench(args.duration, args.rounds)

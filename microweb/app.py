@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 Handler = Callable[..., Any]
 Output = bytes | BodySource
 
+_STATIC_PATHS_MAX = 4096
 _HTML = b"text/html; charset=utf-8"
 _JSON = b"application/json"
 
@@ -60,6 +61,9 @@ class App:
         self.form_limits = FormLimits()  # multipart/urlencoded limits (see multipart.py)
         self.static: Any = None  # the static-file resolver, made on first use (see static.py)
         self._literal = self.router.literal
+        # Paths that no route matched and the static folder answered (bounded; cleared when
+        # a route is added): ``handle`` sends their unchanged files without asking the router.
+        self._static_paths: set[str] = set()
 
     @property
     def debug(self) -> bool:
@@ -84,6 +88,7 @@ class App:
 
     def add_route(self, path: str, handler: Handler, methods: Iterable[str] | None = None,
                   name: str | None = None) -> None:
+        self._static_paths.clear()  # a new route may now match a path the static folder answered
         self.router.add(path, list(methods) if methods is not None else None, handler, name)
 
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
@@ -171,6 +176,13 @@ class App:
             table = self._literal.get(request.path)
             route = table.get(request.method) if table is not None else None
             if route is None or self.before_request_funcs:
+                if (route is None and request.path in self._static_paths and not self.before_request_funcs
+                        and not self.after_request_funcs):
+                    # A path no route matches that the static folder served before: skip the
+                    # router (and its NotFound) and answer an unchanged file straight away.
+                    fast = self.static.fast_response(request)
+                    if fast is not None:
+                        return fast
                 rv = self._dispatch(request)
             else:
                 rv = route.handler(request)
@@ -205,6 +217,10 @@ class App:
         except NotFound:
             static = self.static_response(request)  # raises 405 for other methods on a static path
             if static is not None:
+                paths = self._static_paths
+                if len(paths) >= _STATIC_PATHS_MAX:
+                    paths.clear()
+                paths.add(request.path)
                 return static
             raise
         except _Options as exc:

@@ -102,3 +102,39 @@ def test_unknown_method_is_501_and_known_unrouted_is_405() -> None:
     assert _respond(app, b"POST / HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 405 ")
     assert _respond(app, b"PURGE /purge HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 200 ")
     assert _respond(app, b"PURGE / HTTP/1.1\r\nHost: a\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+
+
+def test_static_shortcut_never_hides_a_new_route_or_a_changed_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "page.txt").write_text("one")
+    app = App(static_folder=tmp_path, template_folder=None)
+    get = b"GET /page.txt HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert _respond(app, get).endswith(b"one")
+    assert "/page.txt" in app._static_paths
+    assert _respond(app, get).endswith(b"one")  # the shortcut
+    (tmp_path / "page.txt").write_text("two!")
+    assert _respond(app, get).endswith(b"two!")  # changed file: never stale
+
+    @app.route("/page.txt")
+    def page(request):  # type: ignore[no-untyped-def]
+        return "routed"
+
+    assert _respond(app, get).endswith(b"routed")  # routes win, even over a cached static path
+
+
+def test_static_shortcut_respects_hooks_and_methods(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.txt").write_text("file")
+    app = App(static_folder=tmp_path, template_folder=None)
+    get = b"GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert _respond(app, get).endswith(b"file")
+    assert _respond(app, b"POST /a.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").startswith(
+        b"HTTP/1.1 405 ")
+    seen = []
+
+    @app.after_request
+    def mark(request, response):  # type: ignore[no-untyped-def]
+        seen.append(request.path)
+        response.headers["X-Hook"] = "1"
+        return response
+
+    assert b"X-Hook: 1" in _respond(app, get)
+    assert seen == ["/a.txt"]
