@@ -113,7 +113,7 @@ def scenario_table(rows: list[Row]) -> str:
         lines.append(title)
         for row in group:
             runs = " ".join(f"{r['rps'] / 1000:.1f}k" for r in row.get("runs", []))
-            p99 = "-" if row.get("error") else f"{row['p99_ms']:.2f}"
+            p99 = "-" if row.get("error") or not row.get("p99_ms") else f"{row['p99_ms']:.2f}"
             note = f"  {row['error']}" if row.get("error") else ""
             lines.append(f"  {row['label']:<42} {fmt_rate(row):>24} {p99:>8}   {runs}{note}")
     return "\n".join(lines)
@@ -136,8 +136,9 @@ def markdown(rows: list[Row], verdicts: list[dict[str, Any]], machine: dict[str,
            "| scenario | server | requests/s | p99 |", "|---|---|---:|---:|"]
     for scenario, title in SCENARIOS.items():
         for row in (r for r in rows if r["scenario"] == scenario):
-            p99 = "-" if row.get("error") else f"{row['p99_ms']:.2f} ms"
+            p99 = "-" if row.get("error") or not row.get("p99_ms") else f"{row['p99_ms']:.2f} ms"
             out.append(f"| {title} | {row['label']} | {fmt_rate(row)} | {p99} |")
+    out.append("(wrk reports no meaningful latency for pipelined requests.)")
     out += ["", "| target | measured | needed | |", "|---|---:|---:|---|"]
     for v in verdicts:
         out.append(f"| {v['id']}. {v['what']} | {fmt_value(v['value'], v['unit'])} | {fmt_bound(v)} | "

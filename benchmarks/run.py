@@ -5,7 +5,8 @@ the targets' verdicts; write benchmarks/results/latest.json and a PNG chart of t
 usage: python3 benchmarks/run.py [--quick] [--only NAMES] [--reps N] [--duration S] [--publish]
 
 NAMES (comma-separated): hello, browser, json, pipeline, static1k, static10m, static (both), sends,
-startup, c10k. ``--publish`` also writes docs/benchmark.png and the table in README.md.
+startup, c10k. ``--publish`` also writes docs/benchmark.png, docs/benchmark.json and the table in README.md;
+``--from-json PATH`` prints (and with ``--publish`` publishes) a saved run without measuring.
 Wrap it in ``flock /tmp/microweb-bench.lock`` when other benchmarks may run on the machine.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchmarks.scenarios import CASES, PIPELINE_DEPTH, PIPELINE_LUA, SCENARIOS,
 
 RESULTS_DIR = os.path.join(h.BENCH_DIR, "results")
 CHART = os.path.join(h.REPO_ROOT, "docs", "benchmark.png")
+PUBLISHED_JSON = os.path.join(h.REPO_ROOT, "docs", "benchmark.json")
 README = os.path.join(h.REPO_ROOT, "README.md")
 README_START = "<!-- benchmark-results:start (written by benchmarks/run.py --publish) -->"
 README_END = "<!-- benchmark-results:end -->"
@@ -237,6 +239,23 @@ def preflight() -> None:
         raise SystemExit("run.py: error: needs 2 cores (server on core 1, wrk on core 0)")
 
 
+def republish(path: str, publish: bool) -> int:
+    """Print (and with ``publish``, chart and write into README) a run saved by an earlier ``run.py``."""
+    with open(path) as f:
+        data = json.load(f)
+    rows, extras, machine, settings = data["results"], data["extras"], data["machine"], data["settings"]
+    verdicts = report.evaluate(rows, extras)
+    print(report.scenario_table(rows) + "\n\n" + report.target_table(verdicts))
+    if publish:
+        report.draw_chart(verdicts, machine, extras, CHART)
+        updated = update_readme(report.markdown(rows, verdicts, machine, settings, extras))
+        if os.path.abspath(path) != PUBLISHED_JSON:
+            shutil.copyfile(path, PUBLISHED_JSON)
+        print(f"wrote {os.path.relpath(CHART)}, {os.path.relpath(PUBLISHED_JSON)}"
+              + (" and README.md's table" if updated else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 run per case instead of 5 (about 2.5 minutes in all)")
@@ -248,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--priority", choices=sorted(h.PRIORITIES), default="none",
                         help="nice: run the server and wrk under nice -n -10 (a busy machine)")
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "latest.json"), help="JSON results path")
+    parser.add_argument("--from-json", metavar="PATH", help="measure nothing: print and publish a saved run")
     args = parser.parse_args(argv)
+    if args.from_json:
+        return republish(args.from_json, args.publish)
     names = parse_only(args.only)
     reps = args.reps or (1 if args.quick else 5)
     duration = args.duration or 2.0
@@ -314,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {os.path.relpath(args.output)} and {os.path.relpath(chart)}")
     if args.publish:
         shutil.copyfile(chart, CHART)
+        shutil.copyfile(args.output, PUBLISHED_JSON)
         section = report.markdown(rows, verdicts, machine, settings, extras)
         updated = update_readme(section)
         print(f"wrote {os.path.relpath(CHART)}" + (" and README.md's table" if updated else

@@ -50,7 +50,7 @@ Transfer/sec:     18.47MB
 
 
 @contextlib.contextmanager
-def bench_lock(wait: float = 300.0) -> Iterator[None]:
+def bench_lock(wait: float = 60.0) -> Iterator[None]:
     """Hold the benchmark lock, or skip when another benchmark keeps it longer than ``wait``."""
     with open(LOCK_PATH, "a") as f:
         deadline = time.monotonic() + wait
@@ -159,6 +159,17 @@ def test_readme_section_is_replaced_between_markers(tmp_path: Any) -> None:
     assert update_readme("x", str(bare)) is False and bare.read_text() == "# no markers\n"
     with open(REPO_ROOT + "/README.md") as f:
         assert README_START in f.read(), "the repo README must carry the benchmark markers"
+
+
+def test_a_saved_run_prints_without_measuring(tmp_path: Any, capsys: Any) -> None:
+    from benchmarks.run import main
+
+    saved = tmp_path / "run.json"
+    rows = [_row("json", "microweb", 60_000), _row("json", "flask", 5_000)]
+    saved.write_text(json.dumps({"results": rows, "extras": {}, "machine": {}, "settings": {}}))
+    assert main(["--from-json", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "12.00x" in out and "JSON route" in out
 
 
 def test_parse_strace_counts() -> None:

@@ -208,4 +208,4 @@ def test_trickled_head_and_trailers_cost_linear_time() -> None:
             got += parser.receive(data[i:i + 1])
         elapsed = time.perf_counter() - start
         assert len(got) == 1 and parser.error is None
-        assert elapsed < 1.0, f"{elapsed:.2f}s to parse {len(data)} bytes fed one at a time"
+        assert elapsed < 3.0, f"{elapsed:.2f}s to parse {len(data)} bytes fed one at a time"  # quadratic: ~8 s

@@ -156,3 +156,24 @@ def test_graceful_stop_waits_for_a_handler_in_the_pool(tmp_path: Path) -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"slept 0.5")
+
+
+def test_100_continue_waits_for_the_responses_before_it(live_server: Any, tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+
+    @app.post("/upload")
+    def upload(request: Any) -> str:
+        return "got " + request.body.decode()
+
+    server = live_server(app, threads=2)
+    with server.connect() as sock:
+        sock.sendall(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        reader = ResponseReader(sock)
+        first = reader.next()
+        assert first is not None and first[2] == b"slept 0.3"
+        interim = reader.next()  # "HTTP/1.1 100 Continue" comes only now, after the first response
+        assert interim is not None and interim[0] == 100
+        sock.sendall(b"hello")
+        second = reader.next()
+        assert second is not None and second[2] == b"got hello"
