@@ -48,6 +48,23 @@ def check_run_options(args: argparse.Namespace, error: Callable[[str], Exception
         path = getattr(args, name, None)
         if path and not os.path.isfile(path):
             raise error(f"--{name}: no such file: {path}")
+    certfile = getattr(args, "certfile", None)
+    if certfile:
+        import ssl
+
+        from .reactor import make_ssl_context
+
+        try:
+            make_ssl_context(certfile, getattr(args, "keyfile", None))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise error(f"cannot load --certfile/--keyfile as a PEM certificate and its private key: {exc}") from None
+    access = getattr(args, "access_log", None)
+    if access and access != "-" and not getattr(args, "no_access_log", False):
+        try:
+            with open(access, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise error(f"cannot write --access-log {access}: {exc.strerror or exc}") from None
     if getattr(args, "reload_interval", 0.5) <= 0:
         raise error("--reload-interval must be positive")
     ips = getattr(args, "forwarded_allow_ips", None)

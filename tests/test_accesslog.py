@@ -154,3 +154,9 @@ def test_cli_not_an_app(tmp_path: Any) -> None:
     r = run_cli("run", "notapp:app", cwd=str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip() == "microweb: error: notapp:app is a int, not a microweb App or a WSGI application"
+
+
+def test_cli_unwritable_access_log(tmp_path: Any) -> None:
+    (tmp_path / "logapp.py").write_text(APP_SOURCE)
+    r = run_cli("run", "logapp:app", "--access-log", str(tmp_path / "missing" / "x.log"), cwd=str(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot write --access-log" in r.stderr

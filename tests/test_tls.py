@@ -261,3 +261,11 @@ def test_app_run_with_certfile(cert: tuple[str, str], tmp_path: Any) -> None:
         out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert f"https://127.0.0.1:{port}" in out
+
+
+def test_cli_bad_certificate_is_a_usage_error(cert: tuple[str, str]) -> None:
+    from conftest import run_cli
+
+    r = run_cli("run", "tests/apps/behaviour.py", "--certfile", cert[1], "--keyfile", cert[0])  # swapped
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "cannot load --certfile/--keyfile" in r.stderr and "Traceback" not in r.stderr
