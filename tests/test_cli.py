@@ -9,7 +9,7 @@ import socket
 import subprocess
 import textwrap
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -76,7 +76,7 @@ class Running:
 
 
 @pytest.fixture
-def run_server() -> Iterator[callable]:  # type: ignore[valid-type]
+def run_server() -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def start(*args: str, cwd: Path | str | None = None) -> Running:
@@ -98,7 +98,7 @@ def run_server() -> Iterator[callable]:  # type: ignore[valid-type]
 # -- serving ---------------------------------------------------------------------------
 
 
-def test_run_prints_its_url_and_serves(project: Path, run_server: callable) -> None:  # type: ignore[valid-type]
+def test_run_prints_its_url_and_serves(project: Path, run_server: Callable[..., Running]) -> None:
     running = run_server("hello:app", cwd=project)
     assert running.first_line.startswith("microweb serving on http://127.0.0.1:")
     assert httpx.get(running.url + "/").text == "served by app"
@@ -118,12 +118,12 @@ def test_run_prints_its_url_and_serves(project: Path, run_server: callable) -> N
     ("sub/site.py:other", "served by other"),
     ("sub/site.py", "served by app"),
 ])
-def test_app_spec_forms(project: Path, run_server: callable, spec: str, expected: str) -> None:  # type: ignore[valid-type]
+def test_app_spec_forms(project: Path, run_server: Callable[..., Running], spec: str, expected: str) -> None:
     running = run_server(spec, cwd=project)
     assert httpx.get(running.url + "/").text == expected
 
 
-def test_file_path_spec_from_another_directory(project: Path, run_server: callable,  # type: ignore[valid-type]
+def test_file_path_spec_from_another_directory(project: Path, run_server: Callable[..., Running],
                                                tmp_path_factory: pytest.TempPathFactory) -> None:
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     running = run_server(str(project / "sub" / "site.py") + ":other", cwd=elsewhere)
@@ -227,7 +227,7 @@ def test_module_whose_own_import_fails_is_not_called_missing(project: Path) -> N
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (Debian package curl)")
-def test_curl_reuses_the_connection(project: Path, run_server: callable) -> None:  # type: ignore[valid-type]
+def test_curl_reuses_the_connection(project: Path, run_server: Callable[..., Running]) -> None:
     running = run_server("hello:app", cwd=project)
     url = running.url + "/"
     result = subprocess.run(["curl", "-sS", "-v", "--noproxy", "*", url, url], capture_output=True, text=True,

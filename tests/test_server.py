@@ -123,6 +123,10 @@ def make_app() -> App:
         time.sleep(ms / 1000)  # only with --threads: inline it would stall the loop
         return f"slept {ms}"
 
+    @app.route("/empty/<int:status>")
+    def empty(request: Request, status: int) -> Response:
+        return Response(b"never sent", status)
+
     @app.route("/stream")
     def stream(request: Request) -> Response:
         return Response(iter([b"one,", b"two,", b"three"]), content_type="text/plain")
@@ -225,6 +229,23 @@ def test_long_pipeline_of_large_responses_then_100_continue(server: LiveServer) 
         assert reader.response()[0] == 100
         sock.sendall(b"hello")
         assert reader.response()[2] == b"POST /e 5:hello"
+
+
+def test_pipelined_after_bodiless_and_streamed_responses(server: LiveServer) -> None:
+    # 204, 304 and a HEAD carry no body and a stream is chunked: the next response on the
+    # connection must start exactly where each one ends.
+    with server.connect() as sock:
+        sock.sendall(get("/empty/204") + get("/echo/1") + get("/empty/304") + get("/stream")
+                     + b"HEAD /big/50 HTTP/1.1\r\nHost: t\r\n\r\n" + get("/echo/2"))
+        reader = Reader(sock)
+        assert reader.response()[:3:2] == (204, b"")
+        assert reader.response()[2] == b"GET /1 0:"
+        assert reader.response()[:3:2] == (304, b"")
+        assert reader.response()[2] == b"one,two,three"
+        status, headers, _ = reader.response(head_only=True)
+        assert headers["content-length"] == "50"
+        assert reader.response()[2] == b"GET /2 0:"
+        assert not reader.closed(timeout=0.2)
 
 
 def test_pipelined_requests_split_across_writes(server: LiveServer) -> None:
@@ -795,3 +816,23 @@ def test_threads_no_late_100_continue_once_the_body_came(live_server: Callable[.
             status, _, body = reader.response()
         assert body == b"POST /e 5:hello"
         assert not reader.closed(timeout=0.5)  # and nothing more arrives (no stray 100)
+
+
+def test_stop_while_a_long_pipeline_is_held_back(live_server: Callable[..., LiveServer]) -> None:
+    server = live_server(make_app())
+    with server.connect() as sock:
+        sock.sendall(b"".join(get(f"/blob/{i}") for i in range(1000)))
+        time.sleep(0.3)
+        server.server.stop()
+        reader = Reader(sock, timeout=10)
+        i = 0
+        while True:
+            status, headers, body = reader.response()
+            assert status == 200 and body[:8] == b"%08d" % i
+            i += 1
+            if headers.get("connection") == "close":
+                break
+        assert reader.closed()
+        assert 0 < i < 1000  # what had begun was finished; the rest was not started
+    server.thread.join(10)
+    assert not server.thread.is_alive()
