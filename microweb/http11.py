@@ -384,7 +384,11 @@ class RequestParser:
         elif version == b"HTTP/1.0":
             is_http11 = False
         elif _VERSION.fullmatch(version):
-            raise ProtocolError(505, "HTTP version not supported")
+            if not version.startswith(b"HTTP/1."):
+                raise ProtocolError(505, "HTTP version not supported")
+            # RFC 9110 2.5: a higher minor version of a major version we implement is
+            # processed as the highest minor version we know (HTTP/1.1).
+            is_http11 = True
         else:
             raise ProtocolError(400, "Malformed HTTP version")
         method = _KNOWN_METHODS.get(method_b)

@@ -184,3 +184,21 @@ def test_an_internal_error_costs_one_connection_not_the_server(live_server, monk
     assert not armed["flush"]  # the simulated bug fired
     assert received < (32 << 20)  # and cost that connection its response
     assert httpx.get(server.url + "/", timeout=5).text == "ok"  # the server goes on
+
+
+def test_higher_minor_version_is_served_as_http11() -> None:
+    """RFC 9110 2.5: HTTP/1.2 is processed as HTTP/1.1 (Host required, answered as 1.1)."""
+    app = App(static_folder=None, template_folder=None)
+
+    @app.route("/")
+    def index(request):  # type: ignore[no-untyped-def]
+        return request.http_version
+
+    out = _respond(app, b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"HTTP/1.1")
+    parser = RequestParser()
+    assert parser.receive(b"GET / HTTP/1.9\r\n\r\n") == []
+    assert parser.error is not None and parser.error.status == 400  # still needs Host
+    parser = RequestParser()
+    assert parser.receive(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n") == []
+    assert parser.error is not None and parser.error.status == 505
