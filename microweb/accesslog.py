@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from .requests import Request
 from .responses import BodySource, FileBody

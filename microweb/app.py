@@ -282,7 +282,7 @@ class App:
             for func in self.after_request_funcs:
                 response = func(request, response)
             return response.encode(request)
-        except Exception as second:
+        except Exception:
             log.exception("error while handling an error for %s %s", request.method, request.path)
             return self._plain_500(request)
 

@@ -727,8 +727,6 @@ class Server:
         if type(source) is PushStream:
             return self._send_push(conn, source)
         assert isinstance(source, StreamBody)
-        sock = conn.sock
-        outbox = conn.outbox
         for _ in range(STREAM_STEP):
             try:
                 piece = source.next_piece()
@@ -737,24 +735,37 @@ class Server:
                 self._close(conn)
                 return None
             if piece is None:
-                outbox.pop(0)
-                if source.chunked:
-                    outbox.insert(0, http11.LAST_CHUNK)
-                    conn.pending_bytes += len(http11.LAST_CHUNK)
+                self._end_stream(conn, source.chunked)
                 return True
-            try:
-                sent = sock.send(piece)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self._close(conn)
-                return None
-            if sent < len(piece):
-                rest = memoryview(piece)[sent:]
-                outbox.insert(0, rest)  # the stream waits right behind its unsent piece
-                conn.pending_bytes += len(rest)
-                return False
+            sent_all = self._send_piece(conn, piece)
+            if not sent_all:
+                return sent_all  # None: closed; False: the stream waits behind its unsent rest
         return False
+
+    def _send_piece(self, conn: Connection, piece: bytes) -> bool | None:
+        """Send one piece of a streamed body: True if all of it went; False if the rest now waits
+        at the front of the outbox (before the stream that made it); None if the connection closed."""
+        try:
+            sent = conn.sock.send(piece)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(conn)
+            return None
+        if sent < len(piece):
+            rest = memoryview(piece)[sent:]
+            conn.outbox.insert(0, rest)
+            conn.pending_bytes += len(rest)
+            return False
+        return True
+
+    def _end_stream(self, conn: Connection, chunked: bool) -> None:
+        """Replace the finished stream at the front of the outbox by the last chunk, if any."""
+        outbox = conn.outbox
+        outbox.pop(0)
+        if chunked:
+            outbox.insert(0, http11.LAST_CHUNK)
+            conn.pending_bytes += len(http11.LAST_CHUNK)
 
     # -- server push (push.py) ---------------------------------------------------
 
@@ -769,18 +780,13 @@ class Server:
             with stream._lock:
                 stream.waker = self._wake_push
             self._push_streams.add(stream)
-        sock = conn.sock
-        outbox = conn.outbox
         while True:
             piece = stream.take()
             if piece is None:
                 if stream.ended:
-                    outbox.pop(0)
                     self._push_streams.discard(stream)
                     stream.close()
-                    if stream.chunked:
-                        outbox.insert(0, http11.LAST_CHUNK)
-                        conn.pending_bytes += len(http11.LAST_CHUNK)
+                    self._end_stream(conn, stream.chunked)
                     return True
                 if conn.peer_eof:
                     self._close(conn)
@@ -788,18 +794,9 @@ class Server:
                 self._set_events(conn, EVENT_READ)
                 conn.deadline = self.now + self.keepalive_timeout
                 return None
-            try:
-                sent = sock.send(piece)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self._close(conn)
-                return None
-            if sent < len(piece):
-                rest = memoryview(piece)[sent:]
-                outbox.insert(0, rest)
-                conn.pending_bytes += len(rest)
-                return False
+            sent_all = self._send_piece(conn, piece)
+            if not sent_all:
+                return sent_all
 
     def _wake_push(self, stream: PushStream) -> None:
         """Called from any thread when a push stream has something new."""

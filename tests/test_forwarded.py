@@ -1,7 +1,6 @@
 """Trusted-proxy headers: X-Forwarded-For/-Proto/-Host and RFC 7239 Forwarded."""
 from __future__ import annotations
 
-import socket
 from typing import Any, Callable
 
 import httpx

@@ -2,7 +2,6 @@
 browser (headless chromium through chromedriver) reloading itself when a template changes."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess

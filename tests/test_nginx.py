@@ -10,9 +10,7 @@ import collections
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from typing import Any, Iterator
 
 import httpx

@@ -6,7 +6,6 @@ import uuid
 import pytest
 
 from microweb import App, MethodNotAllowed, NotFound
-from microweb.errors import RequestRedirect
 from microweb.routing import Router
 
 
