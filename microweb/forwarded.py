@@ -3,10 +3,9 @@
 The reactor gives a connection from a trusted peer (``--forwarded-allow-ips``,
 default ``127.0.0.1``) a ``ProxyRequestParser`` instead of the plain
 ``RequestParser``; connections from anyone else never look at these headers. For a
-trusted connection the cost when no forwarding header is present is one identity
-check per request: the parser hands every request with the same header block the
-same ``Headers`` object, so a block seen once to carry no forwarding header is not
-looked at again.
+trusted connection the cost when no forwarding header is present is one attribute
+check per request: whether a header block carries forwarding fields is decided once,
+when the block is validated, and the block is reused for every request that sends it.
 
 Which hop is the client: the addresses are walked from the right (the hop nearest
 to us) and trusted proxies are skipped; the first untrusted address is the client
@@ -20,7 +19,7 @@ import re
 from typing import Callable, Iterable
 
 from .http11 import Limits, RequestParser
-from .requests import Headers, Request
+from .requests import Request
 
 __all__ = ["TrustedProxies", "ProxyRequestParser", "parser_factory", "apply_forwarded", "parse_forwarded"]
 
@@ -53,6 +52,10 @@ class TrustedProxies:
     def __bool__(self) -> bool:
         return self.everyone or bool(self.addresses) or bool(self.networks)
 
+    def apply(self, request: Request) -> None:
+        """Apply the forwarding fields of a request that came through one of these proxies."""
+        apply_forwarded(request, self)
+
     def __contains__(self, address: object) -> bool:
         if self.everyone:
             return True
@@ -74,23 +77,21 @@ class TrustedProxies:
 
 
 class ProxyRequestParser(RequestParser):
-    """The parser for a connection from a trusted proxy: applies forwarding headers to each request."""
+    """The parser for a connection from a trusted proxy: applies forwarding headers to each request.
 
-    __slots__ = ("trusted", "_plain_headers")
+    The parser knows per header block whether forwarding fields are present (computed once
+    when the block is first validated), so a request without them costs one attribute check.
+    """
+
+    __slots__ = ()
 
     def __init__(self, limits: Limits, remote_addr: str, trusted: TrustedProxies, scheme: str = "http") -> None:
         super().__init__(limits, remote_addr, scheme)
-        self.trusted = trusted
-        self._plain_headers: Headers | None = None
+        self.proxies = trusted
 
-    def receive(self, data: bytes) -> list[Request]:
-        requests = RequestParser.receive(self, data)
-        for request in requests:
-            headers = request.headers
-            if headers is not self._plain_headers:
-                if not apply_forwarded(request, self.trusted):
-                    self._plain_headers = headers
-        return requests
+    @property
+    def trusted(self) -> TrustedProxies:
+        return self.proxies  # type: ignore[no-any-return]
 
 
 def parser_factory(trusted: TrustedProxies, scheme: str = "http") -> Callable[[Limits, str], RequestParser]:

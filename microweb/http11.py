@@ -44,7 +44,7 @@ from __future__ import annotations
 import re
 import time
 from http import HTTPStatus
-from typing import Iterable
+from typing import Any, Iterable
 
 from .requests import Headers, Request
 
@@ -116,6 +116,8 @@ _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\x00-\x08\x0a-\x1f\x7f]
 
 _MAX_TRAILER_LINE = 8192
 
+_FORWARDING_FIELDS = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_PARTS: list[bytes] = []  # shared placeholder while no body is being read (never appended to)
 LAST_CHUNK = b"0\r\n\r\n"
@@ -129,7 +131,7 @@ class HeaderBlock:
     """
 
     __slots__ = ("headers", "content_length", "chunked", "has_body", "connection", "keep_alive", "host",
-                 "expect_continue", "raw")
+                 "expect_continue", "raw", "forwarded")
 
     def __init__(
         self,
@@ -150,6 +152,8 @@ class HeaderBlock:
         self.host = host
         self.expect_continue = expect_continue
         self.raw: bytes | None = None  # the field block, when this is shared between connections
+        # Whether a reverse proxy's forwarding fields are present (only trusted peers' are applied).
+        self.forwarded = any(name in headers for name in _FORWARDING_FIELDS)
 
 
 def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderBlock:
@@ -249,7 +253,7 @@ class RequestParser:
     """Per-connection request parser: ``receive(data) -> [Request, ...]``."""
 
     __slots__ = (
-        "state", "error", "interim", "limits", "remote_addr", "scheme",
+        "state", "error", "interim", "limits", "remote_addr", "scheme", "proxies",
         "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
         "_body_parts", "_body_size", "_chunk_state", "_chunk_body",
     )
@@ -262,6 +266,9 @@ class RequestParser:
         self.limits = limits
         self.remote_addr = remote_addr
         self.scheme = scheme
+        # For a connection from a trusted reverse proxy: an object whose ``apply(request)``
+        # applies forwarding fields (see forwarded.py); None for everyone else.
+        self.proxies: Any = None
         self._buffer: bytes | bytearray = b""
         self._last_block = b"\x00"  # never equal to a real (validated) block
         self._last_http11 = True
@@ -426,6 +433,8 @@ class RequestParser:
 
         request = Request(method, target, "HTTP/1.1" if is_http11 else "HTTP/1.0", parsed.headers,
                           parsed.keep_alive, self.remote_addr, self.scheme)
+        if parsed.forwarded and self.proxies is not None:
+            self.proxies.apply(request)
         pos = end + 4
         if parsed.has_body:
             if parsed.chunked:

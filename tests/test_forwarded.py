@@ -83,10 +83,19 @@ def test_bad_values_are_ignored() -> None:
 
 def test_no_headers_no_work() -> None:
     """A trusted connection without forwarding headers looks at each header block once."""
-    parser = ProxyRequestParser(Limits(), "127.0.0.1", TrustedProxies("127.0.0.1"))
+    calls: list[Any] = []
+
+    class CountingProxies(TrustedProxies):
+        def apply(self, request: Any) -> None:
+            calls.append(request)
+            super().apply(request)
+
+    parser = ProxyRequestParser(Limits(), "127.0.0.1", CountingProxies("127.0.0.1"))
     requests = parser.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 3)
     assert len(requests) == 3 and all(r.remote_addr == "127.0.0.1" for r in requests)
-    assert parser._plain_headers is requests[0].headers
+    assert calls == []  # no forwarding fields: never looked at
+    requests = parser.receive(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n" * 2)
+    assert len(calls) == 2 and all(r.remote_addr == "203.0.113.9" for r in requests)
 
 
 def test_untrusted_peer_gets_plain_parser(live_server: Callable[..., Any]) -> None:
