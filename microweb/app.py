@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from . import http11
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 from .multipart import FormLimits
-from .requests import Request
+from .requests import Request, parse_quality_list
 from .responses import BodySource, Response, json_dumps, json_response
 from .routing import Router, _Options
 from .templating import Templates
@@ -397,17 +397,7 @@ def _prefers_json(accept: str) -> bool:
     if "json" not in accept:
         return False
     best_json = best_html = -1.0
-    for item in accept.split(","):
-        media, *params = item.strip().split(";")
-        q = 1.0
-        for p in params:
-            k, _, v = p.strip().partition("=")
-            if k == "q":
-                try:
-                    q = float(v)
-                except ValueError:
-                    q = 0.0
-        media = media.strip().lower()
+    for media, q in parse_quality_list(accept):
         if media == "application/json" or media.endswith("+json"):
             best_json = max(best_json, q)
         elif media in ("text/html", "application/xhtml+xml", "*/*", "text/*"):

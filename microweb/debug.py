@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from .push import EventStreamResponse, PushStream, format_event
+from .reload import snapshot
 from .requests import Request
 from .responses import FileResponse, Response
 
@@ -116,16 +117,9 @@ class LiveReload:
     def snapshot(self) -> dict[str, int]:
         found: dict[str, int] = {}
         for folder in self.folders:
-            for dirpath, dirnames, filenames in os.walk(folder):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                for name in filenames:
-                    path = os.path.join(dirpath, name)
-                    try:
-                        found[path] = os.stat(path).st_mtime_ns
-                    except OSError:
-                        continue
-                    if len(found) >= MAX_WATCHED:
-                        return found
+            found.update(snapshot(folder, suffix="", skip_dirs=frozenset(), limit=MAX_WATCHED - len(found)))
+            if len(found) >= MAX_WATCHED:
+                break
         return found
 
     def _watch(self) -> None:

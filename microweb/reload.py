@@ -53,24 +53,26 @@ def watch_root(spec: str) -> str:
     return path
 
 
-def snapshot(root: str) -> dict[str, float]:
-    """``{path: mtime}`` of the Python files under ``root``."""
-    found: dict[str, float] = {}
+def snapshot(root: str, suffix: str = ".py", skip_dirs: frozenset[str] = SKIP_DIRS,
+             limit: int = MAX_FILES) -> dict[str, int]:
+    """``{path: mtime_ns}`` of the files under ``root`` whose names end with ``suffix``
+    (dot-folders and ``skip_dirs`` left out; at most ``limit`` files)."""
+    found: dict[str, int] = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in skip_dirs]
         for name in filenames:
-            if name.endswith(".py"):
+            if name.endswith(suffix):
                 path = os.path.join(dirpath, name)
                 try:
                     found[path] = os.stat(path).st_mtime_ns
                 except OSError:
                     continue
-                if len(found) >= MAX_FILES:
+                if len(found) >= limit:
                     return found
     return found
 
 
-def _changed(before: dict[str, float], after: dict[str, float]) -> list[str]:
+def _changed(before: dict[str, int], after: dict[str, int]) -> list[str]:
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
 
 

@@ -306,6 +306,23 @@ class Request:
 _UNSET: Any = object()
 
 
+def parse_quality_list(value: str) -> list[tuple[str, float]]:
+    """Parse an ``Accept``-style list: ``"a/b;q=0.5, c"`` -> ``[("a/b", 0.5), ("c", 1.0)]`` (lowercased)."""
+    items: list[tuple[str, float]] = []
+    for item in value.lower().split(","):
+        token, _, params = item.partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, number = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(number)
+                except ValueError:
+                    q = 0.0
+        items.append((token.strip(), q))
+    return items
+
+
 def parse_cookie_header(header: str) -> dict[str, str]:
     """Parse a ``Cookie`` header: ``a=1; b="2"`` -> ``{"a": "1", "b": "2"}`` (first one wins)."""
     cookies: dict[str, str] = {}

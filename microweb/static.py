@@ -45,7 +45,7 @@ from urllib.parse import quote
 
 from . import http11
 from .errors import MethodNotAllowed, NotFound
-from .requests import Request
+from .requests import Request, parse_quality_list
 from .responses import BodySource, FileBody, FileResponse, MutableHeaders, Response, StreamBody, guess_type
 
 __all__ = ["StaticFiles", "StaticResponse", "FileEntry", "parse_ranges", "FINGERPRINT"]
@@ -705,17 +705,7 @@ def _accepted_codings(accept: str) -> tuple[str, ...]:
     accepted: set[str] = set()
     refused: set[str] = set()
     star = False
-    for item in accept.lower().split(","):
-        coding, _, params = item.partition(";")
-        coding = coding.strip()
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+    for coding, q in parse_quality_list(accept):
         if q <= 0:
             refused.add(coding)
         elif coding == "*":
