@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import pytest
+from hardening_util import ResponseReader
 
 from microweb import App
 from microweb.reactor import Server
@@ -71,26 +72,16 @@ def recv_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
 
 
 def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bytes]:
-    """Read one Content-Length-framed response: (head, body)."""
-    sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError(f"closed before a full head: {buf!r}")
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(rest) < length:
-        data = sock.recv(65536)
-        if not data:
-            break
-        rest += data
-    return head, rest[:length]
+    """Read one Content-Length-framed response: (head, body).
+
+    Bytes past it are dropped: to read pipelined responses one by one, use
+    ``hardening_util.ResponseReader`` on the socket instead.
+    """
+    response = ResponseReader(sock, timeout).next()
+    if response is None:
+        raise ConnectionError("the server closed the connection before a full response")
+    _, head, body = response
+    return head, body
 
 
 def run_cli(*args: str, timeout: float = 10.0, cwd: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,11 +6,8 @@ import socket
 
 
 class ResponseReader:
-    """Reads Content-Length-framed responses one by one off a socket, keeping the surplus.
-
-    (conftest's ``read_response`` drops bytes past the first response, which loses
-    pipelined responses that arrive in one segment.)
-    """
+    """Reads Content-Length-framed responses one by one off a socket, keeping the surplus
+    (so pipelined responses that arrive in one segment are not lost)."""
 
     def __init__(self, sock: socket.socket, timeout: float = 5.0) -> None:
         self.sock = sock
