@@ -18,14 +18,14 @@ import sys
 import time
 from typing import Callable
 
-from .requests import Request
-from .responses import BodySource, FileBody
+from .http.bodies import BodySource, FileBody
+from .http.request import HTTPRequest
 
 __all__ = ["access_log", "with_access_log", "configure_access_log", "format_line"]
 
 access_log = logging.getLogger("microweb.access")
 
-Handler = Callable[[Request], "bytes | BodySource"]
+Handler = Callable[[HTTPRequest], "bytes | BodySource"]
 
 _stamp_second = -1
 _stamp = ""
@@ -48,7 +48,7 @@ def _quote(value: str) -> str:
     return value
 
 
-def format_line(request: Request, output: bytes | BodySource, elapsed: float, now: float) -> str:
+def format_line(request: HTTPRequest, output: bytes | BodySource, elapsed: float, now: float) -> str:
     """One Combined Log Format line (plus the handler time) for ``request`` answered by ``output``."""
     if type(output) is bytes:
         head_end = output.find(b"\r\n\r\n") + 4
@@ -73,7 +73,7 @@ def with_access_log(handle: Handler) -> Handler:
     clock = time.time
     info = access_log.info
 
-    def logged(request: Request) -> bytes | BodySource:
+    def logged(request: HTTPRequest) -> bytes | BodySource:
         start = perf()
         output = handle(request)
         info("%s", format_line(request, output, perf() - start, clock()))

@@ -7,11 +7,13 @@ import os
 import traceback
 from typing import Any, Callable, Iterable, TypeVar
 
-from . import http11
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
+from .http.bodies import BodySource
+from .http.encode import encode_simple_head, internal_error_response, reason_phrase
+from .http.values import parse_quality_list
 from .multipart import FormLimits
-from .requests import Request, parse_quality_list
-from .responses import BodySource, Response, json_dumps, json_response
+from .requests import Request
+from .responses import Response, json_dumps, json_response
 from .routing import Router, _Options
 from .templating import Templates
 from .wsgi import call_app as call_wsgi
@@ -41,6 +43,9 @@ class App:
     ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False)``;
     relative folders are resolved against the working directory when the App is made.
     """
+
+    #: The class the server's parser builds for this app's requests.
+    request_class: type[Request] = Request
 
     def __init__(
         self,
@@ -197,7 +202,7 @@ class App:
                 else:
                     body = None
                 if body is not None:
-                    head = http11.encode_simple_head(200, content_type, len(body), request.keep_alive,
+                    head = encode_simple_head(200, content_type, len(body), request.keep_alive,
                                                      request.http_version == "HTTP/1.1")
                     return head if request.method == "HEAD" else head + body
             response = self.make_response(rv)
@@ -288,10 +293,7 @@ class App:
 
     def _plain_500(self, request: Request) -> bytes:
         request.keep_alive = False
-        body = b"Internal Server Error"
-        head = http11.encode_simple_head(500, b"text/plain; charset=utf-8", len(body), False,
-                                         request.http_version == "HTTP/1.1")
-        return head if request.method == "HEAD" else head + body
+        return internal_error_response(request.method == "HEAD", request.http_version == "HTTP/1.1")
 
     def exception_response(self, request: Request, exc: Exception) -> Response:
         """The response for an exception raised while handling ``request``."""
@@ -325,7 +327,7 @@ class App:
     def error_response(self, request: Request, status: int, description: str | None = None,
                        headers: Any = None, traceback_text: str | None = None) -> Response:
         """The default error page: JSON for clients that prefer it, else the ``<status>.html`` template."""
-        error = http11.reason_phrase(status)
+        error = reason_phrase(status)
         if _prefers_json(request.headers.get("accept", "")):
             response = json_response({"status": status, "error": error, "description": description}, status)
         else:
@@ -353,29 +355,32 @@ class App:
     def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
         """Serve this app until SIGINT or SIGTERM.
 
-        ``options`` are ``microweb.reactor.Server``'s keywords (limits, timeouts,
-        ``max_connections``, ``threads``, ``forwarded_allow_ips``; README "Limits and hardening")
-        plus ``workers``, and ``certfile``/``keyfile`` to serve HTTPS.
+        ``options`` are the fields of ``microweb.server.ServerOptions``, the same settings as
+        the ``microweb run`` flags (limits, timeouts, ``max_connections``, ``threads``,
+        ``workers``, ``forwarded_allow_ips``, ``certfile``/``keyfile``; README "Limits and
+        hardening"). An unknown keyword is a ``TypeError``, a bad value a ``ValueError``.
         """
-        from .reactor import Server
+        from .server.options import ServerOptions
+        from .server.start import serve
 
-        certfile = options.pop("certfile", None)
-        keyfile = options.pop("keyfile", None)
-        if certfile:
-            from .reactor import make_ssl_context
+        settings = ServerOptions(host=host, port=port, **options)
 
-            options["ssl_context"] = make_ssl_context(certfile, keyfile)
-        workers = options.pop("workers", 0)
-        if workers:  # --workers N: a supervisor and N forked processes (see workers.py)
-            from .workers import run_workers
+        def on_listening(url: str, address: tuple[str, int]) -> None:
+            print(banner(url, self, settings), flush=True)
 
-            run_workers(self.handle, host, port, workers,
-                        on_listening=lambda url: print(f"microweb serving on {url} with {workers} workers", flush=True),
-                        **options)
-            return
-        server = Server.create(self.handle, host=host, port=port, **options)
-        print(f"microweb serving on {server.url} (press Ctrl+C to quit)", flush=True)
-        server.serve_forever()
+        serve(self.handle, settings, request_class=self.request_class, on_listening=on_listening)
+
+    def summary(self) -> str:
+        """What the start-up banner says about this app: its routes and its static folder."""
+        routes = [r for r in self.router.routes if not r.name.startswith("__microweb")]
+        parts = [f"{len(routes)} route{'s' if len(routes) != 1 else ''}"]
+        if self.static_folder is None:
+            parts.append("no static folder")
+        elif os.path.isdir(self.static_folder):
+            parts.append(f"static folder {self.static_folder}")
+        else:
+            parts.append(f"static folder {self.static_folder} (missing)")
+        return ", ".join(parts)
 
     def test_client(self, **kwargs: Any) -> Any:
         """An ``httpx.Client`` that runs requests through this app in memory (no socket)."""
@@ -403,3 +408,22 @@ def _prefers_json(accept: str) -> bool:
         elif media in ("text/html", "application/xhtml+xml", "*/*", "text/*"):
             best_html = max(best_html, q)
     return best_json > 0 and best_json >= best_html
+
+
+def banner(url: str, target: Any, options: Any, *, debug: bool = False, reloading: bool = False,
+           access_log: bool = False, wsgi_name: str | None = None) -> str:
+    """The start-up lines: where to point a browser, and what is being served."""
+    workers = f" with {options.workers} workers" if getattr(options, "workers", 0) else ""
+    lines = [f"microweb serving on {url}{workers} (press Ctrl+C to quit)"]
+    details = []
+    if isinstance(target, App):
+        details.append(target.summary())
+    elif wsgi_name is not None:
+        details.append(f"WSGI application {wsgi_name}")
+    if debug or getattr(target, "debug", False):
+        details.append("DEBUG mode (never in production)")
+    if reloading:
+        details.append("reloading on change")
+    details.append("access log on" if access_log else "access log off")
+    lines.append("  " + ", ".join(details))
+    return "\n".join(lines)

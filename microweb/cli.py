@@ -1,4 +1,9 @@
-"""The ``microweb`` command: ``microweb run MODULE:ATTR`` and ``microweb serve [DIR]``."""
+"""The ``microweb`` command: ``run``, ``serve``, ``routes``, ``new``.
+
+The server's flags are generated from ``ServerOptions`` (``server/options.py``); the
+development flags (``--reload``, ``--debug``, the access log) are declared here. A
+wrong command line is one line on stderr and exit status 2 (``UsageError``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +13,12 @@ import importlib.util
 import logging
 import os
 import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
-__all__ = ["main", "locate_app", "UsageError"]
+from .server.listeners import LISTEN_FD_ENV
+from .server.options import ServerOptions
+
+__all__ = ["main", "locate_app", "UsageError", "build_parser"]
 
 
 class UsageError(Exception):
@@ -75,14 +83,15 @@ def _check_app(obj: Any, spec: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="microweb", description="microweb: a fast Python web micro-framework")
+    parser.add_argument("--version", action="version", version=f"microweb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="serve an app: microweb run MODULE:ATTR")
     run.add_argument("app", metavar="MODULE:ATTR", help="module or file.py, then ':' and the app attribute (default app)")
-    add_server_options(run)
-    from .runner import add_run_options
-
-    add_run_options(run)
+    ServerOptions.add_arguments(run)
+    add_development_options(run)
     new = sub.add_parser("new", help="create a new site: microweb new NAME")
     new.add_argument("name", metavar="NAME", help="the directory to create")
     routes = sub.add_parser("routes", help="print the route table: microweb routes MODULE:ATTR")
@@ -90,14 +99,54 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = sub.add_parser("serve", help="serve a folder of static files: microweb serve [DIR]")
     serve_cmd.add_argument("directory", metavar="DIR", nargs="?", default=".", help="the folder to serve (default .)")
     serve_cmd.add_argument("--listing", action="store_true", help="list the files of folders without index.html")
-    add_server_options(serve_cmd)
+    ServerOptions.add_arguments(serve_cmd)
     return parser
 
 
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    add_limit_options(parser)
+def add_development_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("development and logging")
+    group.add_argument("--reload", action="store_true",
+                       help="restart when a Python file of the app changes (the socket stays open)")
+    group.add_argument("--reload-interval", type=float, default=0.5, metavar="SECONDS",
+                       help="how often --reload polls for changes (default 0.5)")
+    group.add_argument("--debug", action="store_true",
+                       help="tracebacks on 500 pages, template reload, browser live reload, access log on")
+    group.add_argument("--access-log", metavar="-|FILE", default=None,
+                       help="write a Combined Log Format line per request to stdout (-) or FILE (default: off; "
+                            "on with --debug)")
+    group.add_argument("--no-access-log", action="store_true", help="no access log, even with --debug")
+
+
+def server_options(args: argparse.Namespace) -> ServerOptions:
+    """The ``ServerOptions`` of a command line, checked: a bad combination is a ``UsageError``."""
+    try:
+        options = ServerOptions.from_arguments(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for name in ("certfile", "keyfile"):
+        path = getattr(options, name)
+        if path and not os.path.isfile(path):
+            raise UsageError(f"--{name}: no such file: {path}")
+    if options.certfile:
+        from .server.tls import check_certificate
+
+        try:
+            check_certificate(options.certfile, options.keyfile)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return options
+
+
+def check_development_options(args: argparse.Namespace) -> None:
+    access = getattr(args, "access_log", None)
+    if access and access != "-" and not getattr(args, "no_access_log", False):
+        try:
+            with open(access, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"cannot write --access-log {access}: {exc.strerror or exc}") from None
+    if getattr(args, "reload_interval", 0.5) <= 0:
+        raise UsageError("--reload-interval must be positive")
 
 
 def _check_target(obj: Any, spec: str) -> Any:
@@ -110,57 +159,84 @@ def _check_target(obj: Any, spec: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import runner
+    options = server_options(args)
+    check_development_options(args)
+    if args.reload and not os.environ.get(LISTEN_FD_ENV):
+        from .server.reload import run_with_reloader
 
-    runner.check_run_options(args, UsageError)
-    if args.reload and not os.environ.get(runner.LISTEN_FD_ENV):
-        from .reload import run_with_reloader
-
-        return run_with_reloader(args, UsageError)
+        try:
+            return run_with_reloader(args.app, options, args.reload_interval)
+        except OSError as exc:
+            raise _listen_error(exc, options) from None
     target = _check_target(locate_app(args.app), args.app)
-    return serve(runner.make_handler(target, args), args, target)
+    return serve(make_handler(target, args, options), options, args, target)
 
 
-def serve(handle: Any, args: argparse.Namespace, target: Any = None) -> int:
-    from . import runner
-    from .reactor import Server
+def make_handler(target: Any, args: argparse.Namespace, options: ServerOptions) -> Callable[..., Any]:
+    """The server's handler for ``target``: ``app.handle`` for an App, a ``WSGIAdapter`` for a WSGI callable,
+    with debug mode and the access log applied as the flags say."""
+    from .app import App
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"port must be between 0 and 65535, got {args.port}")
-    options = limit_options(args)
-    workers = options.pop("workers")
-    options.update(runner.server_options(args))
-    inherited = options.pop("sock", None)  # the listening socket a --reload supervisor holds
-    try:
-        if workers:
-            from .reactor import create_listener
+    debug = bool(getattr(args, "debug", False))
+    if isinstance(target, App):
+        if debug:
+            from .debug import enable_debug
 
-            listener = inherited or create_listener(args.host, args.port)
-        else:
-            server = Server.create(handle, host=args.host, port=args.port, sock=inherited, **options)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UsageError(f"port {args.port} on {args.host} is already in use") from None
-        if exc.errno == errno.EACCES:
-            raise UsageError(f"permission denied to listen on {args.host}:{args.port}") from None
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    if workers:
-        from .workers import run_workers
+            enable_debug(target)
+        elif getattr(args, "reload", False) or os.environ.get(LISTEN_FD_ENV):
+            target.templates.set_auto_reload(True)  # templates are picked up without a restart
+        handle: Callable[..., Any] = target.handle
+    else:
+        from .wsgi import WSGIAdapter
 
+        handle = WSGIAdapter(target, options.host, options.port, multithread=options.threads > 0)
+    access = getattr(args, "access_log", None)
+    if access is None and debug:
+        access = "-"
+    if access and not getattr(args, "no_access_log", False):
+        from .accesslog import configure_access_log, with_access_log
+
+        configure_access_log(access)
+        handle = with_access_log(handle)
+    return handle
+
+
+def serve(handle: Any, options: ServerOptions, args: argparse.Namespace, target: Any = None) -> int:
+    """Start the server (``server.start.serve``) and print the banner once it listens."""
+    from .requests import Request
+    from .server.start import serve as start
+
+    def on_listening(url: str, address: tuple[str, int]) -> None:
         if hasattr(handle, "set_address"):  # a WSGI app: SERVER_NAME/SERVER_PORT are the real ones
-            handle.set_address(*listener.getsockname()[:2])
+            handle.set_address(*address)
+        print(banner(url, target, args, options), flush=True)
 
-        def listening(url: str) -> None:
-            if getattr(args, "certfile", None):
-                url = "https" + url[4:]
-            print(f"microweb serving on {url} with {workers} workers (press Ctrl+C to quit)", flush=True)
+    try:
+        return start(handle, options, request_class=getattr(target, "request_class", Request),
+                     on_listening=on_listening)
+    except OSError as exc:
+        raise _listen_error(exc, options) from None
 
-        return run_workers(handle, args.host, args.port, workers, sock=listener, on_listening=listening, **options)
-    if hasattr(handle, "set_address"):
-        handle.set_address(*server.address)
-    print(runner.banner(server.url, target, args), flush=True)
-    server.serve_forever()
-    return 0
+
+def _listen_error(exc: OSError, options: ServerOptions) -> UsageError:
+    where = f"{options.host}:{options.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return UsageError(f"port {options.port} on {options.host} is already in use")
+    if exc.errno == errno.EACCES:
+        return UsageError(f"permission denied to listen on {where}")
+    return UsageError(f"cannot listen on {where}: {exc.strerror or exc}")
+
+
+def banner(url: str, target: Any, args: argparse.Namespace, options: ServerOptions) -> str:
+    """The start-up lines, with what the development flags turned on."""
+    from .app import banner as app_banner
+
+    debug = bool(getattr(args, "debug", False))
+    return app_banner(
+        url, target, options, debug=debug,
+        reloading=bool(getattr(args, "reload", False) or os.environ.get("MICROWEB_RELOADER")),
+        access_log=bool((getattr(args, "access_log", None) or debug) and not getattr(args, "no_access_log", False)),
+        wsgi_name=getattr(args, "app", "?"))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -168,6 +244,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import App
     from .static import StaticFiles
 
+    options = server_options(args)
     if not os.path.isdir(args.directory):
         raise UsageError(f"not a directory: {args.directory}")
     app = App(template_folder=None, static_folder=args.directory)
@@ -179,7 +256,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         result = fast(request)
         return result if result is not None else handle(request)
 
-    return serve(serve_file, args, app)
+    return serve(serve_file, options, args, app)
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
@@ -199,85 +276,6 @@ def format_routes(app: Any) -> str:
         rows.append(("GET, HEAD", f"{app.static_url_path}/<path:filename>", f"(static files: {app.static_folder})"))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     return "\n".join(f"{m:<{widths[0]}}  {p:<{widths[1]}}  {e}" for m, p, e in rows)
-
-
-
-
-# -- limits and hardening flags (README "Limits and hardening") ------------------
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-               "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """``"16M"`` -> 16777216: a byte count with an optional K/M/G suffix (powers of 1024)."""
-    value = text.strip().lower()
-    digits = value.rstrip("kmgib")
-    unit = value[len(digits):]
-    if unit not in _SIZE_UNITS or not digits.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"expected a size like 65536, 64K or 16M, got {text!r}")
-    return int(digits) * _SIZE_UNITS[unit]
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
-# (flag, Server keyword, type, help); None defaults leave the Server's own default.
-LIMIT_FLAGS: list[tuple[str, str, Any, str]] = [
-    ("--max-request-line", "max_request_line", parse_size, "longest request line (default 8K; longer: 414)"),
-    ("--max-header-size", "max_header_size", parse_size, "largest header section (default 64K; larger: 431)"),
-    ("--max-header-count", "max_header_count", _count, "most header fields (default 100; more: 431)"),
-    ("--max-body-size", "max_body_size", parse_size, "largest request body (default 16M; larger: 413)"),
-    ("--keepalive-timeout", "keepalive_timeout", _seconds, "idle keep-alive seconds (default 75)"),
-    ("--head-timeout", "head_timeout", _seconds, "seconds from a head's first byte to its end (default 10; then 408)"),
-    ("--body-timeout", "body_timeout", _seconds, "longest pause while a body arrives, and the grace before "
-                                                 "--min-body-rate applies (default 30)"),
-    ("--min-body-rate", "min_body_rate", parse_size, "bytes/s a body must average after the grace "
-                                                     "(default 1K; 0: off)"),
-    ("--write-timeout", "write_timeout", _seconds, "close a connection whose output makes no progress this long "
-                                                   "(default 30)"),
-    ("--graceful-timeout", "graceful_timeout", _seconds, "on SIGTERM/SIGINT, seconds to finish begun responses "
-                                                         "(default 30)"),
-    ("--max-connections", "max_connections", _count, "concurrent connections; more wait in the backlog "
-                                                     "(default: the fd limit less headroom)"),
-    ("--max-requests-per-connection", "max_requests_per_connection", _count,
-     "requests one connection may make before it is closed (default 10000; 0: no cap)"),
-    ("--max-pipelined", "max_pipelined", _count, "with --threads: requests queued per connection before it "
-                                                 "is no longer read (default 128)"),
-    ("--threads", "threads", _count, "run handlers in a pool of N threads (default 0: inline in the reactor)"),
-    ("--workers", "workers", _count, "pre-fork N worker processes under a supervisor (default 0: one process)"),
-]
-
-
-def add_limit_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("limits and hardening")
-    for flag, dest, kind, text in LIMIT_FLAGS:
-        group.add_argument(flag, dest=dest, type=kind, default=None, metavar="N", help=text)
-
-
-def limit_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The Server keywords given on the command line (``workers`` always present)."""
-    options = {dest: getattr(args, dest) for _, dest, _, _ in LIMIT_FLAGS if getattr(args, dest, None) is not None}
-    options.setdefault("workers", 0)
-    return options
-
 
 
 def cmd_new(args: argparse.Namespace) -> int:

@@ -18,9 +18,10 @@ import time
 import uuid
 from typing import Any
 
-from .push import EventStreamResponse, PushStream, format_event
-from .reload import snapshot
+from .http.bodies import PushStream
+from .push import EventStreamResponse, format_event
 from .requests import Request
+from .server.reload import snapshot
 from .responses import FileResponse, Response
 
 __all__ = ["enable_debug", "LiveReload", "LIVERELOAD_PATH"]

@@ -1,18 +1,15 @@
 """Form bodies: ``application/x-www-form-urlencoded`` here, ``multipart/form-data`` in ``multipart.py``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from .datastructures import MultiDict
 from .errors import HTTPError
+from .http.request import HTTPRequest
 from .multipart import form_limits_of, parse_multipart
-from .requests import MultiDict
-
-if TYPE_CHECKING:
-    from .requests import Request
 
 
-def parse_form(request: Request) -> tuple[MultiDict, MultiDict]:
+def parse_form(request: HTTPRequest) -> tuple[MultiDict, MultiDict]:
     """Parse the request body as a form: (fields, files). Other content types give two empty dicts."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 from typing import IO, Any
-from urllib.parse import unquote
 
+from .datastructures import MultiDict
 from .errors import HTTPError
-from .requests import Headers, MultiDict
+from .http.datastructures import Headers
+from .http.values import parse_options_header
 
-__all__ = ["FormLimits", "UploadedFile", "parse_multipart", "parse_options_header"]
+__all__ = ["FormLimits", "UploadedFile", "parse_multipart"]
 
 _MAX_PART_HEAD = 8192  # bytes of header lines in one part
 
@@ -115,54 +116,6 @@ class UploadedFile:
 
     def __repr__(self) -> str:
         return f"<UploadedFile {self.name!r} {self.filename!r} ({self.content_type}, {self.size} bytes)>"
-
-
-def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
-    """``'form-data; name="a"; filename="b.txt"'`` -> ``("form-data", {"name": "a", "filename": "b.txt"})``.
-
-    Quoted strings may contain ``;`` and backslash escapes; ``name*=UTF-8''...``
-    (RFC 8187) is decoded and wins over the plain parameter.
-    """
-    media, _, rest = value.partition(";")
-    params: dict[str, str] = {}
-    extended: dict[str, str] = {}
-    i, n = 0, len(rest)
-    while i < n:
-        while i < n and rest[i] in " \t;":
-            i += 1
-        eq = rest.find("=", i)
-        if eq < 0:
-            break
-        key = rest[i:eq].strip().lower()
-        i = eq + 1
-        while i < n and rest[i] in " \t":
-            i += 1
-        if i < n and rest[i] == '"':
-            i += 1
-            out = []
-            while i < n and rest[i] != '"':
-                if rest[i] == "\\" and i + 1 < n:
-                    i += 1
-                out.append(rest[i])
-                i += 1
-            i += 1
-            val = "".join(out)
-        else:
-            end = rest.find(";", i)
-            end = n if end < 0 else end
-            val = rest[i:end].strip()
-            i = end
-        if key.endswith("*"):
-            charset, _, encoded = val.partition("'")
-            _, _, encoded = encoded.partition("'")
-            try:
-                extended[key[:-1]] = unquote(encoded, encoding=charset or "utf-8", errors="strict")
-            except (LookupError, UnicodeDecodeError):
-                pass
-        elif key:
-            params[key] = val
-    params.update(extended)
-    return media.strip().lower(), params
 
 
 def _basename(filename: str) -> str:

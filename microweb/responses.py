@@ -1,129 +1,26 @@
 """Responses: what handlers return, and how each becomes bytes (plus a body source) for the reactor.
 
 ``Response.encode(request)`` gives either ``bytes`` (the whole response, the
-common case) or a ``BodySource``: a response head followed by a body the reactor
-pulls piece by piece as the socket accepts it (an iterator of chunks, or a file
-region sent with ``os.sendfile``).
+common case) or a ``BodySource`` (``http/bodies.py``): a response head followed by
+a body the server pulls piece by piece as the socket accepts it (an iterator of
+chunks, or a file region sent with ``os.sendfile``).
 """
 from __future__ import annotations
 
 import json as _json
 import mimetypes
 import os
-import time
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
-from . import http11
-from .requests import Headers, Request
+from .errors import NotFound
+from .http.bodies import BodySource, FileBody, StreamBody
+from .http.datastructures import MutableHeaders
+from .http.encode import encode_head
+from .http.request import HTTPRequest
+from .http.values import http_date
 
 __all__ = ["Response", "FileResponse", "StreamBody", "FileBody", "BodySource", "redirect", "MutableHeaders"]
-
-
-class MutableHeaders(Headers):
-    """Response headers: case-insensitive, ordered, and settable."""
-
-    __slots__ = ()
-
-    def __setitem__(self, name: str, value: str) -> None:
-        self.pop(name)
-        self.add(name, value)
-
-    def add(self, name: str, value: str) -> None:
-        self._items.append((name, str(value)))
-        self._index.setdefault(name.lower(), []).append(str(value))
-
-    def pop(self, name: str, default: Any = None) -> Any:
-        key = name.lower()
-        values = self._index.pop(key, None)
-        if values is None:
-            return default
-        self._items = [(k, v) for k, v in self._items if k.lower() != key]
-        return values[0]
-
-    def __delitem__(self, name: str) -> None:
-        if self.pop(name, _MISSING) is _MISSING:
-            raise KeyError(name)
-
-    def setdefault(self, name: str, value: str) -> str:
-        current = self.get(name)
-        if current is None:
-            self.add(name, value)
-            return value
-        return current
-
-    def update(self, other: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
-        pairs = other.items() if isinstance(other, Mapping) else other
-        for name, value in pairs:
-            self[name] = value
-
-
-_MISSING: Any = object()
-
-
-class BodySource:
-    """A response whose body the reactor sends piece by piece after ``head``."""
-
-    __slots__ = ("head", "keep_alive")
-
-    def __init__(self, head: bytes, keep_alive: bool) -> None:
-        self.head = head
-        self.keep_alive = keep_alive
-
-    def close(self) -> None:
-        """Release what the body holds (called once, however the response ends)."""
-
-
-class StreamBody(BodySource):
-    """A body produced by an iterator of ``bytes``/``str``; chunked unless ``chunked`` is False."""
-
-    __slots__ = ("iterator", "chunked", "first")
-
-    def __init__(self, head: bytes, keep_alive: bool, iterator: Iterator[Any], chunked: bool,
-                 first: Any = None) -> None:
-        super().__init__(head, keep_alive)
-        self.iterator = iterator
-        self.chunked = chunked
-        self.first = first  # the item already taken from the iterator, sent before the rest
-
-    def next_piece(self) -> bytes | None:
-        """The next bytes to send (already chunk-framed), or None at the end."""
-        first = self.first
-        if first is not None:
-            self.first = None
-            data = first.encode("utf-8") if isinstance(first, str) else bytes(first)
-            if data:
-                return http11.encode_chunk(data) if self.chunked else data
-        for item in self.iterator:
-            data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
-            if not data:
-                continue
-            return http11.encode_chunk(data) if self.chunked else data
-        self.close()
-        return None
-
-    def close(self) -> None:
-        close = getattr(self.iterator, "close", None)
-        self.iterator = iter(())
-        if close is not None:
-            close()
-
-
-class FileBody(BodySource):
-    """A region of an open file, sent with ``os.sendfile`` (or read/send where that fails)."""
-
-    __slots__ = ("fd", "offset", "remaining")
-
-    def __init__(self, head: bytes, keep_alive: bool, fd: int, offset: int, count: int) -> None:
-        super().__init__(head, keep_alive)
-        self.fd = fd
-        self.offset = offset
-        self.remaining = count
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 _JSON_TYPE = "application/json"
@@ -185,7 +82,7 @@ class Response:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             if isinstance(expires, (int, float)):
-                expires = http11.http_date(expires)
+                expires = http_date(expires)
             parts.append(f"Expires={expires}")
         if domain:
             parts.append(f"Domain={domain}")
@@ -205,12 +102,12 @@ class Response:
         self.set_cookie(name, "", max_age=0, expires=0, path=path, domain=domain)
 
     def header_items(self) -> list[tuple[str, str]]:
-        items = self._headers._items if self._headers is not None else []
+        items = self._headers.items() if self._headers is not None else []
         if self.content_type is not None and (self._headers is None or "content-type" not in self._headers):
             return [("Content-Type", self.content_type), *items]
-        return list(items)
+        return items
 
-    def encode(self, request: Request) -> bytes | BodySource:
+    def encode(self, request: HTTPRequest) -> bytes | BodySource:
         """Serialize for ``request``: bytes, or a ``BodySource`` for streamed and file bodies."""
         keep_alive = request.keep_alive
         http11_ = request.http_version == "HTTP/1.1"
@@ -222,12 +119,12 @@ class Response:
         if isinstance(body, (bytes, bytearray, memoryview)):
             status = self.status
             if status in (204, 304) or status < 200:
-                return http11.encode_head(status, headers, None, keep_alive, http11_)
-            head = http11.encode_head(status, headers, len(body), keep_alive, http11_)
+                return encode_head(status, headers, None, keep_alive, http11_)
+            head = encode_head(status, headers, len(body), keep_alive, http11_)
             return head if head_only else head + bytes(body)
         return self.encode_stream(request, headers, keep_alive, http11_, head_only)
 
-    def encode_stream(self, request: Request, headers: list[tuple[str, str]], keep_alive: bool, http11_: bool,
+    def encode_stream(self, request: HTTPRequest, headers: list[tuple[str, str]], keep_alive: bool, http11_: bool,
                       head_only: bool) -> bytes | BodySource:
         iterator = iter(self.body)  # type: ignore[arg-type]
         if head_only:
@@ -236,16 +133,16 @@ class Response:
                 close()
             if not http11_:
                 keep_alive = request.keep_alive = False
-            return http11.encode_head(self.status, headers, None, keep_alive, http11_)
+            return encode_head(self.status, headers, None, keep_alive, http11_)
         # Take the first piece now, before the head is committed: a generator that fails
         # at once still gets a proper 500 page, and one that yields nothing an empty body.
         try:
             first = next(iterator)
         except StopIteration:
-            return http11.encode_head(self.status, headers, 0, keep_alive, http11_)
+            return encode_head(self.status, headers, 0, keep_alive, http11_)
         if not http11_:
             keep_alive = request.keep_alive = False
-        head = http11.encode_head(self.status, headers, None, keep_alive, http11_)
+        head = encode_head(self.status, headers, None, keep_alive, http11_)
         return StreamBody(head, keep_alive, iterator, http11_, first)
 
     def __repr__(self) -> str:
@@ -304,24 +201,22 @@ class FileResponse(Response):
         super().__init__(b"", status, headers, content_type)
         self.download_name = download_name
 
-    def encode(self, request: Request) -> bytes | BodySource:
+    def encode(self, request: HTTPRequest) -> bytes | BodySource:
         keep_alive = request.keep_alive
         http11_ = request.http_version == "HTTP/1.1"
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
-            from .errors import NotFound
-
             raise NotFound("File not found") from None
         try:
             st = os.fstat(fd)
             headers = [(k, v) for k, v in self.header_items() if k.lower() not in _FRAMING]
             names = {k.lower() for k, _ in headers}
             if "last-modified" not in names:
-                headers.append(("Last-Modified", http11.http_date(st.st_mtime)))
+                headers.append(("Last-Modified", http_date(st.st_mtime)))
             if self.download_name and "content-disposition" not in names:
                 headers.append(("Content-Disposition", f"attachment; filename*=UTF-8''{quote(self.download_name)}"))
-            head = http11.encode_head(self.status, headers, st.st_size, keep_alive, http11_)
+            head = encode_head(self.status, headers, st.st_size, keep_alive, http11_)
         except BaseException:
             os.close(fd)
             raise
@@ -353,7 +248,3 @@ def guess_type(path: str) -> str:
     if content_type.startswith(_TEXT_TYPES):
         return content_type + "; charset=utf-8"
     return content_type
-
-
-def http_date(timestamp: float | None = None) -> str:
-    return http11.http_date(time.time() if timestamp is None else timestamp)

@@ -39,16 +39,19 @@ import os
 import re
 import stat as stat_module
 import time
-from email.utils import formatdate, parsedate_tz, mktime_tz
 from typing import Iterator, Pattern
 from urllib.parse import quote
 
-from . import http11
 from .errors import MethodNotAllowed, NotFound
-from .requests import Request, parse_quality_list
-from .responses import BodySource, FileBody, FileResponse, MutableHeaders, Response, StreamBody, guess_type
+from .http.bodies import BodySource, FileBody, StreamBody
+from .http.datastructures import MutableHeaders
+from .http.encode import encode_block_head, encode_head
+from .http.request import HTTPRequest
+from .http.values import (accepted_codings, coalesce_ranges, etag_matches_strong, etag_matches_weak, http_date,
+                          parse_http_date, parse_ranges)
+from .responses import FileResponse, Response, guess_type
 
-__all__ = ["StaticFiles", "StaticResponse", "FileEntry", "parse_ranges", "FINGERPRINT"]
+__all__ = ["StaticFiles", "StaticResponse", "FileEntry", "FINGERPRINT"]
 
 #: Names such as ``app.3f2a9c1b.js`` or ``chunk-0a1b2c3d4e.css``: a hex run of 8+ with a digit in it.
 FINGERPRINT = re.compile(r"[.-](?=[0-9a-f]*[0-9])[0-9a-f]{8,}\.[A-Za-z0-9]+$")
@@ -57,7 +60,6 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_RANGES = 16
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 _ALLOWED = ["GET", "HEAD"]
-_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 _CONDITIONAL = frozenset({"if-none-match", "if-modified-since", "range", "if-match", "if-unmodified-since"})
 _READ_STEP = 65536
 # Files compressed on disk (``x.tar.gz``) are served as what they are, not as ``Content-Encoding``.
@@ -88,7 +90,7 @@ class FileEntry:
         self.mtime = int(st.st_mtime)
         suffix = "-" + encoding if encoding else ""
         self.etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}{suffix}"'
-        self.last_modified = formatdate(self.mtime, usegmt=True)
+        self.last_modified = http_date(self.mtime)
         self.content_type = content_type
         self.encoding = encoding
         headers = [("Content-Type", content_type), ("Last-Modified", self.last_modified), ("ETag", self.etag),
@@ -174,37 +176,30 @@ class StaticResponse(FileResponse):
 
     def header_items(self) -> list[tuple[str, str]]:
         if self._headers is not None:
-            return list(self._headers._items)
+            return self._headers.items()
         items = list(self.entry.headers)
         if self.extra:
             items.extend(self.extra)
         return items
 
-    def encode(self, request: Request) -> bytes | BodySource:
+    def encode(self, request: HTTPRequest) -> bytes | BodySource:
         keep_alive = request.keep_alive
         http11_ = request.http_version == "HTTP/1.1"
         length = self.length
         if self.extra is None and self.status == 200 and self._headers is None:
-            # The hot path: status line, the cached Date line, the entry's ready header block.
+            # The hot path: the entry's ready header block (Content-Length included).
             entry = self.entry
-            conn = (b"\r\n" if http11_ else b"Connection: keep-alive\r\n\r\n") if keep_alive \
-                else b"Connection: close\r\n\r\n"
             body = entry.body
             if body is not None and request.method != "HEAD":
-                return b"".join((_STATUS_200, http11._date_header, entry.tail, conn, body))
-            head = b"".join((_STATUS_200, http11._date_header, entry.tail, conn))
+                return encode_block_head(200, entry.tail, keep_alive, http11_, body)
+            head = encode_block_head(200, entry.tail, keep_alive, http11_)
         elif self._headers is None:
-            # The common case: status line, the cached Date line, the entry's ready header block.
-            if keep_alive:
-                conn = b"" if http11_ else b"Connection: keep-alive\r\n"
-            else:
-                conn = b"Connection: close\r\n"
+            # The common case: the entry's ready header block, the extra fields, the length.
             extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in self.extra) if self.extra else b""
-            head = b"%s%s%s%sContent-Length: %d\r\n%s\r\n" % (
-                http11._status_line(self.status), http11._date_header, self.entry.header_block, extra, length,
-                conn)
+            block = b"%s%sContent-Length: %d\r\n" % (self.entry.header_block, extra, length)
+            head = encode_block_head(self.status, block, keep_alive, http11_)
         else:
-            head = http11.encode_head(self.status, self.header_items(), length, keep_alive, http11_)
+            head = encode_head(self.status, self.header_items(), length, keep_alive, http11_)
         if request.method == "HEAD" or length == 0:
             return head
         if self.parts is not None:
@@ -234,88 +229,6 @@ def _multipart_pieces(real: str, parts: list[tuple[bytes, int, int]]) -> Iterato
                 yield data
     finally:
         os.close(fd)
-
-
-def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
-    """``Range: bytes=...`` -> satisfiable (start, end) pairs, inclusive; [] unsatisfiable; None: ignore it.
-
-    A header that is not a valid byte-range set is ignored (RFC 9110 14.2), as is one
-    with more than 100 specs.
-    """
-    unit, sep, spec = header.partition("=")
-    if not sep or unit.strip().lower() != "bytes":
-        return None
-    specs = spec.split(",")
-    if len(specs) > 100:
-        return None
-    ranges: list[tuple[int, int]] = []
-    seen = 0
-    for item in specs:
-        item = item.strip()
-        if not item:
-            continue
-        first, dash, last = item.partition("-")
-        first, last = first.strip(), last.strip()
-        if not dash or len(first) > 19 or len(last) > 19:
-            return None
-        seen += 1
-        if not first:
-            if not last.isdigit():
-                return None
-            suffix = int(last)
-            if suffix > 0 and size > 0:
-                ranges.append((max(0, size - suffix), size - 1))
-            continue
-        if not first.isdigit() or (last and not last.isdigit()):
-            return None
-        start = int(first)
-        end = int(last) if last else size - 1
-        if last and end < start:
-            return None
-        if start < size:
-            ranges.append((start, min(end, size - 1)))
-    return ranges if seen else None
-
-
-def _coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _http_time(value: str) -> int | None:
-    parsed = parsedate_tz(value)
-    if parsed is None:
-        return None
-    try:
-        return mktime_tz(parsed)
-    except (OverflowError, ValueError):
-        return None
-
-
-def _etag_list(value: str) -> list[str]:
-    """The entity tags of an If-(None-)Match value (quoted strings may hold commas)."""
-    return re.findall(r'(?:W/)?"[^"]*"|\*', value)
-
-
-def _weak_match(value: str, etag: str) -> bool:
-    if value.strip() == "*":
-        return True
-    bare = etag[2:] if etag.startswith("W/") else etag
-    for tag in _etag_list(value):
-        if (tag[2:] if tag.startswith("W/") else tag) == bare:
-            return True
-    return False
-
-
-def _strong_match(value: str, etag: str) -> bool:
-    if value.strip() == "*":
-        return True
-    return any(tag == etag for tag in _etag_list(value) if not tag.startswith("W/"))
 
 
 def _plain(status: int, headers: list[tuple[str, str]], body: bytes = b"") -> Response:
@@ -373,7 +286,7 @@ class StaticFiles:
 
     # -- the entry point --------------------------------------------------------
 
-    def response(self, request: Request) -> Response | None:
+    def response(self, request: HTTPRequest) -> Response | None:
         """The response for ``request`` under this folder, or None (not found).
 
         Methods other than GET and HEAD on an existing path raise ``MethodNotAllowed``.
@@ -403,7 +316,7 @@ class StaticFiles:
             return Response(b"", 301, [("Location", location)])
         return self._listing_response(request, target.real)  # type: ignore[union-attr]
 
-    def fast_response(self, request: Request) -> bytes | BodySource | None:
+    def fast_response(self, request: HTTPRequest) -> bytes | BodySource | None:
         """The encoded answer to a plain GET or HEAD of a file served before and unchanged since.
 
         None means "take the full path" (``App.handle``): anything conditional, ranged,
@@ -416,7 +329,7 @@ class StaticFiles:
         entry = target.entry
         method = request.method
         if entry is None or (method != "GET" and method != "HEAD") \
-                or not _CONDITIONAL.isdisjoint(request.headers._index):
+                or request.headers.has_any(_CONDITIONAL):
             return None
         try:
             st = os.stat(target.real)
@@ -572,7 +485,7 @@ class StaticFiles:
         if accept:
             accepted = self._accept_cache.get(accept)
             if accepted is None:
-                accepted = _accepted_codings(accept)
+                accepted = accepted_codings(accept)
                 if len(self._accept_cache) >= 256:
                     self._accept_cache.clear()
                 self._accept_cache[accept] = accepted
@@ -581,7 +494,7 @@ class StaticFiles:
                     return real, encoding
         return target.real, None
 
-    def _file_response(self, request: Request, target: _File) -> Response | None:
+    def _file_response(self, request: HTTPRequest, target: _File) -> Response | None:
         headers = request.headers
         if target.variants:
             real, encoding = self._choose_encoding(target, headers.get("accept-encoding"))
@@ -602,31 +515,31 @@ class StaticFiles:
         if entry is None:
             self._resolved.pop(request.path, None)
             return None
-        if _CONDITIONAL.isdisjoint(headers._index):
+        if not headers.has_any(_CONDITIONAL):
             return StaticResponse(entry)
         return self._conditional(request, entry)
 
-    def _conditional(self, request: Request, entry: FileEntry) -> Response:
+    def _conditional(self, request: HTTPRequest, entry: FileEntry) -> Response:
         """RFC 9110 13.2.2: preconditions in order, then Range."""
         headers = request.headers
         if_match = headers.get("if-match")
         if if_match is not None:
-            if not _strong_match(if_match, entry.etag):
+            if not etag_matches_strong(if_match, entry.etag):
                 return _plain(412, entry.validator_headers())
         else:
             since = headers.get("if-unmodified-since")
             if since is not None:
-                when = _http_time(since)
+                when = parse_http_date(since)
                 if when is not None and entry.mtime > when:
                     return _plain(412, entry.validator_headers())
         if_none_match = headers.get("if-none-match")
         if if_none_match is not None:
-            if _weak_match(if_none_match, entry.etag):
+            if etag_matches_weak(if_none_match, entry.etag):
                 return Response(b"", 304, entry.validator_headers())
         else:
             since = headers.get("if-modified-since")
             if since is not None:
-                when = since == entry.last_modified and entry.mtime or _http_time(since)
+                when = since == entry.last_modified and entry.mtime or parse_http_date(since)
                 if when is not None and entry.mtime <= when:
                     return Response(b"", 304, entry.validator_headers())
         range_header = headers.get("range")
@@ -643,7 +556,7 @@ class StaticFiles:
     def _if_range_holds(value: str, entry: FileEntry) -> bool:
         if value.startswith('"') or value.startswith("W/"):
             return value == entry.etag  # strong comparison: a weak tag never matches
-        return value == entry.last_modified or _http_time(value) == entry.mtime
+        return value == entry.last_modified or parse_http_date(value) == entry.mtime
 
     def _range_response(self, entry: FileEntry, range_header: str) -> Response:
         size = entry.size
@@ -653,7 +566,7 @@ class StaticFiles:
         if not ranges:
             return _plain(416, [("Content-Range", f"bytes */{size}")], b"416 Range Not Satisfiable\n")
         if len(ranges) > 1:
-            ranges = _coalesce(ranges)
+            ranges = coalesce_ranges(ranges)
         if len(ranges) == 1:
             start, end = ranges[0]
             return StaticResponse(entry, 206, start, end - start + 1,
@@ -679,7 +592,7 @@ class StaticFiles:
 
     # -- listings ---------------------------------------------------------------
 
-    def _listing_response(self, request: Request, real: str) -> Response:
+    def _listing_response(self, request: HTTPRequest, real: str) -> Response:
         try:
             names = sorted(os.scandir(real), key=lambda e: (not e.is_dir(), e.name))
         except OSError:
@@ -698,20 +611,3 @@ class StaticFiles:
         page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
                 f"<body><h1>{title}</h1>\n<ul>\n" + "\n".join(rows) + "\n</ul></body></html>\n")
         return Response(page, 200, [("Cache-Control", "no-cache")])
-
-
-def _accepted_codings(accept: str) -> tuple[str, ...]:
-    """The content codings an ``Accept-Encoding`` value accepts (q > 0), ``*`` expanded."""
-    accepted: set[str] = set()
-    refused: set[str] = set()
-    star = False
-    for coding, q in parse_quality_list(accept):
-        if q <= 0:
-            refused.add(coding)
-        elif coding == "*":
-            star = True
-        elif coding:
-            accepted.add(coding)
-    if star:
-        accepted |= {"br", "gzip"} - refused
-    return tuple(accepted - refused)

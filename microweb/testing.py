@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import httpx
 
-from . import http11
-from .http11 import Limits, RequestParser
-from .responses import BodySource, FileBody, StreamBody
+from .http.bodies import BodySource, FileBody, StreamBody
+from .http.encode import LAST_CHUNK, encode_chunk, error_response, internal_error_response
+from .http.parser import Limits, RequestParser
+from .requests import Request
 
-if TYPE_CHECKING:
-    from .app import App
+
+class Handles(Protocol):
+    """What the transport needs of an app (an ``App``): ``handle(request)`` and its request class."""
+
+    request_class: Callable[..., Any]
+
+    def handle(self, request: Any) -> bytes | BodySource: ...
 
 __all__ = ["AppTransport", "test_client"]
 
@@ -31,30 +37,27 @@ log = logging.getLogger("microweb")
 class AppTransport(httpx.BaseTransport):
     """An httpx transport that answers requests with ``app.handle``, without a socket."""
 
-    def __init__(self, app: App, limits: Limits | None = None, remote_addr: str = "127.0.0.1") -> None:
+    def __init__(self, app: Handles, limits: Limits | None = None, remote_addr: str = "127.0.0.1") -> None:
         self.app = app
         self.limits = limits or Limits()
         self.remote_addr = remote_addr
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         raw = serialize_request(request)
-        parser = RequestParser(self.limits, self.remote_addr, request.url.scheme)
+        parser = RequestParser(self.limits, self.remote_addr, request.url.scheme,
+                               getattr(self.app, "request_class", Request))
         requests = parser.receive(raw)
         if parser.error is not None and not requests:
-            from .reactor import error_response
-
-            output: bytes | BodySource = error_response(parser.error)
+            output: bytes | BodySource = error_response(parser.error.status, parser.error.message)
         elif len(requests) != 1:
             raise httpx.RemoteProtocolError(f"the request bytes parsed into {len(requests)} requests",
                                             request=request)
         else:
             try:
                 output = self.app.handle(requests[0])
-            except Exception:  # the reactor does the same: log, answer 500
+            except Exception:  # the server does the same: log, answer 500
                 log.exception("unhandled error in the application")
-                body = b"500 Internal Server Error\n"
-                output = http11.encode_head(500, [("Content-Type", "text/plain; charset=utf-8")], len(body),
-                                            False) + body
+                output = internal_error_response(requests[0].method == "HEAD")
         return build_response(output, request)
 
 
@@ -71,7 +74,7 @@ def serialize_request(request: httpx.Request) -> bytes:
         lines.append(f"{name}: {value}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     if chunked:
-        return head + (http11.encode_chunk(body) if body else b"") + http11.LAST_CHUNK
+        return head + (encode_chunk(body) if body else b"") + LAST_CHUNK
     return head + body
 
 
@@ -112,7 +115,7 @@ class _StreamBodyStream(httpx.SyncByteStream):
             try:
                 piece = source.next_piece()
             except Exception as exc:
-                # On a socket the reactor closes the connection here: the client sees a cut body.
+                # On a socket the server closes the connection here: the client sees a cut body.
                 log.exception("a streamed response raised after its head was sent; closing the connection")
                 source.close()
                 raise httpx.RemoteProtocolError(f"peer closed connection without sending complete "
@@ -153,7 +156,7 @@ class _FileBodyStream(httpx.SyncByteStream):
         self.source.close()
 
 
-def test_client(app: App, base_url: str = "http://testserver", **kwargs: Any) -> httpx.Client:
+def test_client(app: Handles, base_url: str = "http://testserver", **kwargs: Any) -> httpx.Client:
     """``httpx.Client(transport=AppTransport(app), base_url=base_url, **kwargs)``."""
     transport = kwargs.pop("transport", None) or AppTransport(app)
     return httpx.Client(transport=transport, base_url=base_url, **kwargs)

@@ -24,9 +24,10 @@ import sys
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from . import http11
-from .requests import Headers, Request
-from .responses import BodySource, FileBody, StreamBody
+from .http.bodies import BodySource, FileBody, StreamBody
+from .http.datastructures import Headers
+from .http.encode import encode_head
+from .requests import Request
 
 __all__ = ["call_app", "request_from_environ", "WSGIAdapter", "FileWrapper"]
 
@@ -337,11 +338,11 @@ class WSGIAdapter:
         if length is not None and length != len(body):
             # A short or long body would desynchronize the connection: send what we have, then close.
             request.keep_alive = False
-        head = http11.encode_head(start.status, headers, len(body), request.keep_alive,
+        head = encode_head(start.status, headers, len(body), request.keep_alive,
                                   request.http_version == "HTTP/1.1")
         if request.method == "HEAD" or start.status in (204, 304) or start.status < 200:
             if request.method == "HEAD" and length is not None:
-                head = http11.encode_head(start.status, headers, length, request.keep_alive,
+                head = encode_head(start.status, headers, length, request.keep_alive,
                                           request.http_version == "HTTP/1.1")
             return head
         return head + body
@@ -366,8 +367,8 @@ class WSGIAdapter:
             request.keep_alive = False
         if request.method == "HEAD":
             _close(result)
-            return http11.encode_head(start.status, headers, length, request.keep_alive, http11_)
-        head = http11.encode_head(start.status, headers, length, request.keep_alive, http11_)
+            return encode_head(start.status, headers, length, request.keep_alive, http11_)
+        head = encode_head(start.status, headers, length, request.keep_alive, http11_)
         pieces = _chain(start.written, first, iterator, result)
         return StreamBody(head, request.keep_alive, pieces, chunked=length is None and http11_)
 
@@ -386,7 +387,7 @@ class WSGIAdapter:
         count = size - offset if length is None else min(length, size - offset)
         if close:
             request.keep_alive = False
-        head = http11.encode_head(start.status, headers, count, request.keep_alive,
+        head = encode_head(start.status, headers, count, request.keep_alive,
                                   request.http_version == "HTTP/1.1")
         if request.method == "HEAD" or count <= 0:
             wrapper.close()

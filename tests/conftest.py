@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from hardening_util import ResponseReader
 
-from microweb import App
-from microweb.reactor import Server
+from microweb import App, Request
+from microweb.server.reactor import Server
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,6 +22,7 @@ class LiveServer:
     """A ``Server`` running in a background thread on 127.0.0.1, port chosen by the OS."""
 
     def __init__(self, handle: Callable[..., Any], **options: Any) -> None:
+        options.setdefault("request_class", Request)
         self.server = Server(handle, host="127.0.0.1", port=0, **options)
         self.host, self.port = self.server.address
         self.url = f"http://{self.host}:{self.port}"

@@ -12,7 +12,7 @@ import pytest
 from conftest import free_port, run_cli, start_cli, wait_for_port
 from microweb import App, Request
 from microweb.accesslog import format_line, with_access_log
-from microweb.requests import Headers
+from microweb.http.datastructures import Headers
 
 CLF = re.compile(r'^(\S+) - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "([^"]*)" (\d{3}) (\d+|-) '
                  r'"((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)" (\d+\.\d{6})$')
@@ -81,15 +81,17 @@ def test_access_log_live(live_server: Callable[..., Any], caplog: pytest.LogCapt
 def test_no_access_log_by_default_means_no_wrapper() -> None:
     import argparse
 
-    from microweb.runner import make_handler
+    from microweb.cli import make_handler
+    from microweb.server.options import ServerOptions
 
     app = make_app()
     args = argparse.Namespace(host="127.0.0.1", port=0, debug=False, access_log=None, no_access_log=False,
                               reload=False)
-    assert make_handler(app, args) == app.handle  # the server calls App.handle directly
+    options = ServerOptions(port=0)
+    assert make_handler(app, args, options) == app.handle  # the server calls App.handle directly
     args.access_log = "-"
     args.no_access_log = True
-    assert make_handler(app, args) == app.handle
+    assert make_handler(app, args, options) == app.handle
 
 
 def _run(tmp_path: Any, *flags: str) -> tuple[subprocess.Popen[str], int]:

@@ -226,7 +226,7 @@ def test_exception_in_a_hook_is_a_500(caplog) -> None:  # type: ignore[no-untype
     assert c.get("/").status_code == 500
     state["fail"] = "after"
     r = c.get("/")
-    assert r.status_code == 500 and r.text == "Internal Server Error"  # the plain page: hooks failed twice
+    assert r.status_code == 500 and r.text == "500 Internal Server Error\n"  # the plain page: hooks failed twice
     state["fail"] = ""
     assert c.get("/").text == "ok"
 

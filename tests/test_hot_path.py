@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from microweb import App, Response
-from microweb.http11 import Limits, ProtocolError, RequestParser
+from microweb import App, Request, Response
+from microweb.http.parser import Limits, ProtocolError, RequestParser
 
 BROWSER = (
     b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: test\r\nAccept: */*\r\nCookie: a=1; b=2\r\n\r\n"
@@ -38,7 +38,7 @@ def test_shared_block_keeps_version_rules_apart() -> None:
 
 
 def _respond(app: App, raw: bytes) -> bytes:
-    request = RequestParser().receive(raw)[0]
+    request = RequestParser(request_class=Request).receive(raw)[0]
     out = app.handle(request)
     assert isinstance(out, bytes)
     return out
@@ -145,7 +145,7 @@ def test_an_internal_error_costs_one_connection_not_the_server(live_server, monk
 
     import httpx
 
-    from microweb.reactor import Server
+    from microweb.server.reactor import Server
 
     app = App(static_folder=None, template_folder=None)
 
@@ -155,9 +155,9 @@ def test_an_internal_error_costs_one_connection_not_the_server(live_server, monk
 
     @app.route("/big")
     def big(request):  # type: ignore[no-untyped-def]
-        return "x" * (32 << 20)  # too large for one send: the loop must call _flush later
+        return "x" * (32 << 20)  # too large for one send: the loop must call flush later
 
-    real = Server._flush
+    real = Server.flush
     armed = {"flush": True}
 
     def flaky_flush(self, conn):  # type: ignore[no-untyped-def]
@@ -166,7 +166,7 @@ def test_an_internal_error_costs_one_connection_not_the_server(live_server, monk
             raise RuntimeError("simulated bug in the send path")
         return real(self, conn)
 
-    monkeypatch.setattr(Server, "_flush", flaky_flush)
+    monkeypatch.setattr(Server, "flush", flaky_flush)
     server = live_server(app)
     victim = socket.create_connection((server.host, server.port))
     victim.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -196,9 +196,9 @@ def test_higher_minor_version_is_served_as_http11() -> None:
 
     out = _respond(app, b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"HTTP/1.1")
-    parser = RequestParser()
+    parser = RequestParser(request_class=Request)
     assert parser.receive(b"GET / HTTP/1.9\r\n\r\n") == []
     assert parser.error is not None and parser.error.status == 400  # still needs Host
-    parser = RequestParser()
+    parser = RequestParser(request_class=Request)
     assert parser.receive(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n") == []
     assert parser.error is not None and parser.error.status == 505

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from microweb import App, HTTPError
-from microweb.multipart import FormLimits, UploadedFile, parse_multipart, parse_options_header
+from microweb.http.values import parse_options_header
+from microweb.multipart import FormLimits, UploadedFile, parse_multipart
 from tests.conftest import read_response
 
 CT = "multipart/form-data; boundary=XyZ"

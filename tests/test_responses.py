@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-import microweb.reactor
+import microweb.server.reactor
 from microweb import App, FileResponse, Request, Response, redirect
-from microweb.requests import Headers
+from microweb.http.datastructures import Headers
 from tests.conftest import read_response, recv_until_closed
 
 
@@ -72,7 +72,7 @@ def test_file_response_uses_sendfile(tmp_path, live_server, monkeypatch) -> None
         calls.append(args[3])
         return real_sendfile(*args)
 
-    monkeypatch.setattr(microweb.reactor.os, "sendfile", counting_sendfile)
+    monkeypatch.setattr(microweb.server.reactor.os, "sendfile", counting_sendfile)
     app = App(template_folder=None, static_folder=None)
     app.add_route("/blob", lambda r: FileResponse(tmp_path / "blob.bin"), name="blob")
     app.add_route("/page", lambda r: FileResponse(tmp_path / "page.html"), name="page")

@@ -16,7 +16,8 @@ import pytest
 
 from conftest import LiveServer, read_response, recv_until_closed
 from microweb import App
-from microweb.static import StaticFiles, parse_ranges
+from microweb.http.values import parse_ranges
+from microweb.static import StaticFiles
 
 BIG = 300_000  # above the in-memory cache limit: goes out with sendfile
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
@@ -584,7 +585,7 @@ def test_plain_read_send_path_when_sendfile_cannot_serve(tmp_path: Path, live_se
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import microweb.reactor
+    import microweb.server.reactor
 
     data = os.urandom(1024 * 1024 + 3)
     (tmp_path / "large.bin").write_bytes(data)
@@ -594,7 +595,7 @@ def test_plain_read_send_path_when_sendfile_cannot_serve(tmp_path: Path, live_se
         calls.append(args)
         raise OSError(errno.EINVAL, "sendfile not supported here")
 
-    monkeypatch.setattr(microweb.reactor.os, "sendfile", no_sendfile)
+    monkeypatch.setattr(microweb.server.reactor.os, "sendfile", no_sendfile)
     server = live_server(App(static_folder=tmp_path))
     with httpx.Client(base_url=server.url) as c:
         assert c.get("/large.bin").content == data

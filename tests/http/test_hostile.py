@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import recv_until_closed
-from microweb.http11 import ProtocolError, RequestParser
+from microweb.http.parser import ProtocolError, RequestParser
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 H = b"Host: x\r\n"

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from microweb import App, Response
-from microweb.reactor import Server
+from microweb import App, Request, Response
+from microweb.server.reactor import Server
 
 from conftest import recv_until_closed
 from hardening_util import ResponseReader
@@ -143,7 +143,7 @@ def test_raw_handler_exception_and_wrong_type_in_pool(live_server: Any) -> None:
 
 
 def test_graceful_stop_waits_for_a_handler_in_the_pool(tmp_path: Path) -> None:
-    server = Server(make_app(tmp_path).handle, host="127.0.0.1", port=0, threads=2)
+    server = Server(make_app(tmp_path).handle, host="127.0.0.1", port=0, threads=2, request_class=Request)
     port = server.address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -14,7 +14,6 @@ one of them), and then only watches:
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import selectors
@@ -23,7 +22,7 @@ import socket
 import time
 from typing import Any, Callable
 
-__all__ = ["Supervisor", "run_workers"]
+__all__ = ["Supervisor"]
 
 log = logging.getLogger("microweb")
 
@@ -32,15 +31,18 @@ QUICK_DEATH = 1.0  # a worker that dies sooner than this after starting counts a
 
 
 class Supervisor:
-    """Fork ``workers`` processes serving ``handle`` on ``sock``; restart, stop, reload them."""
+    """Fork ``workers`` processes, each serving on ``sock``; restart, stop, reload them.
 
-    def __init__(self, handle: Callable[..., Any], sock: socket.socket, workers: int,
-                 graceful_timeout: float = 30.0, **server_options: Any) -> None:
-        self.handle = handle
+    ``make_server(sock=sock)`` builds a worker's server (``start.create_server`` with the
+    handler and options bound): the supervisor itself never builds one.
+    """
+
+    def __init__(self, make_server: Callable[..., Any], sock: socket.socket, workers: int,
+                 graceful_timeout: float = 30.0) -> None:
+        self.make_server = make_server
         self.sock = sock
         self.count = max(1, workers)
         self.graceful_timeout = graceful_timeout
-        self.server_options = server_options
         self.workers: dict[int, float] = {}  # pid -> start time (current generation)
         self.retiring: set[int] = set()  # pids of an older generation, told to stop
         self._signals: list[int] = []
@@ -66,8 +68,6 @@ class Supervisor:
         return pid
 
     def _worker_main(self) -> None:
-        from .reactor import Server
-
         early: list[int] = []  # a stop asked for before the Server's own handlers are in place
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda signum, frame: early.append(signum))
@@ -76,8 +76,7 @@ class Supervisor:
         signal.set_wakeup_fd(-1)
         for inherited in self._supervisor_sockets:
             inherited.close()
-        server = Server.create(self.handle, sock=self.sock, graceful_timeout=self.graceful_timeout,
-                               **self.server_options)
+        server = self.make_server(sock=self.sock)
         if early:
             server.stop()
         server.serve_forever()
@@ -183,26 +182,3 @@ class Supervisor:
             selector.close()
             r.close()
             w.close()
-
-
-def run_workers(handle: Callable[..., Any], host: str, port: int, workers: int, *,
-                sock: socket.socket | None = None, backlog: int = 1024,
-                on_listening: Callable[[str], None] | None = None, **options: Any) -> int:
-    """Bind ``host:port`` (or use ``sock``), run ``workers`` processes until stopped; the exit status."""
-    from .reactor import create_listener
-
-    if sock is None:
-        sock = create_listener(host, port, backlog)
-    try:
-        sock.setblocking(False)
-        if on_listening is not None:
-            addr = sock.getsockname()
-            shown = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
-            on_listening(f"http://{shown}:{addr[1]}")
-        return Supervisor(handle, sock, workers, **options).run()
-    finally:
-        try:
-            sock.close()
-        except OSError as exc:  # pragma: no cover
-            if exc.errno != errno.EBADF:
-                raise

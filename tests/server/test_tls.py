@@ -13,7 +13,8 @@ import pytest
 
 from conftest import LiveServer, free_port, start_cli, wait_for_port
 from microweb import App, FileResponse, Request
-from microweb.reactor import Server, TLSServer, make_ssl_context
+from microweb.server.reactor import Server
+from microweb.server.tls import TLSServer, make_ssl_context
 from tlsutil import make_cert
 
 BIG = os.urandom(3 * 1024 * 1024 + 17)
@@ -33,7 +34,8 @@ def big_file(tmp_path_factory: Any) -> str:
 
 class TLSLive(LiveServer):
     def __init__(self, handle: Callable[..., Any], context: ssl.SSLContext, **options: Any) -> None:
-        self.server = Server.create(handle, host="127.0.0.1", port=0, ssl_context=context, **options)
+        self.server = TLSServer(handle, host="127.0.0.1", port=0, ssl_context=context, request_class=Request,
+                                **options)
         self.host, self.port = self.server.address
         self.url = f"https://{self.host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

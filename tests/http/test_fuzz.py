@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from microweb.http11 import Limits, ProtocolError, RequestParser
+from microweb.http.parser import Limits, ProtocolError, RequestParser
 
 EXAMPLES = int(os.environ.get("MICROWEB_FUZZ_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),

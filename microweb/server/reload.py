@@ -13,8 +13,6 @@ static files are read from disk on each request.
 """
 from __future__ import annotations
 
-import argparse
-import errno
 import importlib.util
 import logging
 import os
@@ -22,7 +20,10 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
+
+from .listeners import LISTEN_FD_ENV, create_listener
+from .options import ServerOptions
 
 __all__ = ["run_with_reloader", "watch_root", "snapshot", "changes"]
 
@@ -106,21 +107,17 @@ def _child_argv() -> list[str]:
     return [sys.executable, "-m", "microweb", *args]
 
 
-def run_with_reloader(args: argparse.Namespace, error: Callable[[str], Exception]) -> int:
-    """Hold the socket, run the server in a child process, restart it on change; exit on SIGINT/SIGTERM."""
-    from .reactor import create_listener
-    from .runner import LISTEN_FD_ENV
+def run_with_reloader(spec: str, options: ServerOptions, interval: float = 0.5) -> int:
+    """Hold the socket, run the server in a child process, restart it on change; exit on SIGINT/SIGTERM.
 
-    try:
-        listener = create_listener(args.host, args.port)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise error(f"port {args.port} on {args.host} is already in use") from None
-        raise error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    The child is this command line again without ``--reload`` (``sys.argv``); ``spec`` is the
+    app it serves (``MODULE:ATTR`` or a file), whose directory is watched. Binding errors
+    (``OSError``) are raised before anything starts.
+    """
+    listener = create_listener(options.host, options.port, options.backlog)
     listener.set_inheritable(True)
     fd = listener.fileno()
-    root = watch_root(args.app)
-    interval = float(getattr(args, "reload_interval", 0.5))
+    root = watch_root(spec)
     env = dict(os.environ, **{LISTEN_FD_ENV: str(fd), "MICROWEB_RELOADER": "1"})
     argv = _child_argv()
     stop = threading.Event()

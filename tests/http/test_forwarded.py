@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from microweb import App, Request
-from microweb.forwarded import ProxyRequestParser, TrustedProxies, apply_forwarded, parse_forwarded
-from microweb.http11 import Limits, RequestParser
-from microweb.requests import Headers
+from microweb.http.forwarded import ProxyRequestParser, TrustedProxies, apply_forwarded, parse_forwarded
+from microweb.http.parser import Limits, RequestParser
+from microweb.http.datastructures import Headers
 
 
 def make_app() -> App:

@@ -13,18 +13,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from microweb import Request, Response
-from microweb import http11
-from microweb.http11 import (
-    CONTINUE_RESPONSE,
-    LAST_CHUNK,
-    Limits,
-    ProtocolError,
-    RequestParser,
-    encode_chunk,
-    encode_head,
-    refresh_date,
-)
+from microweb import Response
+from microweb.http import parser as http_parser
+from microweb.http.encode import CONTINUE_RESPONSE, LAST_CHUNK, encode_chunk, encode_head, refresh_date
+from microweb.http.parser import Limits, ProtocolError, RequestParser
+from microweb.http.request import HTTPRequest as Request
 
 Summary = tuple[str, str, str, list[tuple[str, str]], bytes, bool]
 Result = tuple[list[Summary], int | None]
@@ -540,7 +533,7 @@ def test_parser_ignores_input_after_an_error() -> None:
     assert parser.receive(req("GET / HTTP/2.0|Host: h")) == []
     assert parser.error is not None and parser.error.status == 505
     assert parser.receive(req("GET / HTTP/1.1|Host: h")) == []
-    assert parser.state == http11.CLOSED
+    assert parser.state == http_parser.CLOSED
 
 
 def test_protocol_error_carries_status_and_message() -> None:
@@ -721,7 +714,7 @@ def test_encoded_response_round_trips_through_a_parser() -> None:
     _, fields = head_fields(head)
     assert fields["x-a"] == "1"
     block = head.split(b"\r\n", 1)[1][:-4]
-    parsed = http11.parse_header_block(block + b"\r\nHost: h", True, http11.DEFAULT_LIMITS)
+    parsed = http_parser.parse_header_block(block + b"\r\nHost: h", True, http_parser.DEFAULT_LIMITS)
     assert parsed.content_length == 3
 
 

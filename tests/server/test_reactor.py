@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from microweb import App, Request, Response
-from microweb.reactor import Server
+from microweb.server.reactor import Server
 
 from conftest import LiveServer, recv_until_closed, start_cli
 

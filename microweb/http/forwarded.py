@@ -1,6 +1,6 @@
 """Trusting a reverse proxy: ``X-Forwarded-For/-Proto/-Host`` and RFC 7239 ``Forwarded``.
 
-The reactor gives a connection from a trusted peer (``--forwarded-allow-ips``,
+The server gives a connection from a trusted peer (``--forwarded-allow-ips``,
 default ``127.0.0.1``) a ``ProxyRequestParser`` instead of the plain
 ``RequestParser``; connections from anyone else never look at these headers. For a
 trusted connection the cost when no forwarding header is present is one attribute
@@ -18,13 +18,12 @@ import ipaddress
 import re
 from typing import Callable, Iterable
 
-from .http11 import Limits, RequestParser
-from .requests import Request
+from .parser import Limits, RequestParser
+from .request import HTTPRequest
+from .values import FORWARDING_FIELDS, is_valid_host
 
 __all__ = ["TrustedProxies", "ProxyRequestParser", "parser_factory", "apply_forwarded", "parse_forwarded"]
 
-_HEADER_NAMES = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
-_HOST = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _FORWARDED_PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
 
 
@@ -52,7 +51,7 @@ class TrustedProxies:
     def __bool__(self) -> bool:
         return self.everyone or bool(self.addresses) or bool(self.networks)
 
-    def apply(self, request: Request) -> None:
+    def apply(self, request: HTTPRequest) -> None:
         """Apply the forwarding fields of a request that came through one of these proxies."""
         apply_forwarded(request, self)
 
@@ -85,30 +84,28 @@ class ProxyRequestParser(RequestParser):
 
     __slots__ = ()
 
-    def __init__(self, limits: Limits, remote_addr: str, trusted: TrustedProxies, scheme: str = "http") -> None:
-        super().__init__(limits, remote_addr, scheme)
+    def __init__(self, limits: Limits, remote_addr: str, trusted: TrustedProxies, scheme: str = "http",
+                 request_class: Callable[..., HTTPRequest] = HTTPRequest) -> None:
+        super().__init__(limits, remote_addr, scheme, request_class)
         self.proxies = trusted
 
-    @property
-    def trusted(self) -> TrustedProxies:
-        return self.proxies  # type: ignore[no-any-return]
 
-
-def parser_factory(trusted: TrustedProxies, scheme: str = "http") -> Callable[[Limits, str], RequestParser]:
-    """``make_parser(limits, remote_addr)`` for the reactor: a proxy-aware parser for trusted peers only."""
+def parser_factory(trusted: TrustedProxies, scheme: str = "http",
+                   request_class: Callable[..., HTTPRequest] = HTTPRequest) -> Callable[[Limits, str], RequestParser]:
+    """``make_parser(limits, remote_addr)`` for the server: a proxy-aware parser for trusted peers only."""
 
     def make_parser(limits: Limits, remote_addr: str) -> RequestParser:
         if remote_addr in trusted:
-            return ProxyRequestParser(limits, remote_addr, trusted, scheme)
-        return RequestParser(limits, remote_addr, scheme)
+            return ProxyRequestParser(limits, remote_addr, trusted, scheme, request_class)
+        return RequestParser(limits, remote_addr, scheme, request_class)
 
     return make_parser
 
 
-def apply_forwarded(request: Request, trusted: TrustedProxies) -> bool:
+def apply_forwarded(request: HTTPRequest, trusted: TrustedProxies) -> bool:
     """Set ``remote_addr``, ``scheme`` and ``host`` from forwarding headers; False if there were none."""
     index = request.headers
-    if not any(name in index for name in _HEADER_NAMES):
+    if not any(name in index for name in FORWARDING_FIELDS):
         return False
     forwarded = index.getlist("forwarded")
     if forwarded:
@@ -199,15 +196,15 @@ def _strip_port(node: str) -> str:
     return node
 
 
-def _set_scheme(request: Request, proto: str | None) -> None:
+def _set_scheme(request: HTTPRequest, proto: str | None) -> None:
     if proto:
         proto = proto.strip().lower()
         if proto in ("http", "https"):
             request.scheme = proto
 
 
-def _set_host(request: Request, host: str | None) -> None:
+def _set_host(request: HTTPRequest, host: str | None) -> None:
     if host:
         host = host.strip()
-        if _HOST.fullmatch(host):
+        if host and is_valid_host(host):
             request.host = host

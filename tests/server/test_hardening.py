@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO_ROOT, free_port, recv_until_closed, run_cli, start_cli, wait_for_port
 from hardening_util import ResponseReader, open_fds
 from microweb import App, Response
-from microweb.reactor import default_max_connections, raise_fd_limit
+from microweb.server.listeners import default_max_connections, raise_fd_limit
 from microweb.responses import FileResponse
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

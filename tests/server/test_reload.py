@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import free_port, start_cli, wait_for_port
-from microweb.reload import snapshot, watch_root
+from microweb.server.reload import snapshot, watch_root
 
 SOURCE = '''
 from microweb import App

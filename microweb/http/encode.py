@@ -1,0 +1,161 @@
+"""Responses to bytes: the one home of every rule of the response wire format.
+
+The status line (from a cache), the ``Server``/``Date`` lines (refreshed at most
+once a second by ``refresh_date``, which the server calls from its one-second
+tick), the ``Connection`` rule, message framing (``Content-Length`` or chunked, or
+none for 1xx/204/304), chunks, and the plain-text answers a server gives on its
+own (a request the parser refused, an application that failed). Header names and
+values are checked for CR, LF and NUL, so no application value can split a
+response. Fast paths (``encode_simple_head``, ``encode_block_head``) are built
+from the same pieces as ``encode_head``.
+"""
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+from typing import Iterable
+
+from .values import http_date
+
+__all__ = [
+    "reason_phrase", "status_line", "refresh_date", "connection_line", "encode_head", "encode_simple_head",
+    "encode_block_head", "encode_chunk", "error_response", "internal_error_response", "LAST_CHUNK",
+    "CONTINUE_RESPONSE",
+]
+
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+_REASONS: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
+_REASONS[413] = "Content Too Large"
+_REASONS[422] = "Unprocessable Content"
+
+
+def reason_phrase(status: int) -> str:
+    return _REASONS.get(status, "Unknown")
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n`` (cached per status)."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid status code {status!r}")
+        line = f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode("ascii")
+        _STATUS_LINES[status] = line
+    return line
+
+
+_date_lines = b""
+_date_second = 0
+
+
+def refresh_date(now: float | None = None) -> None:
+    """Recompute the cached ``Server`` and ``Date`` lines (call about once a second)."""
+    global _date_lines, _date_second
+    if now is None:
+        now = time.time()
+    second = int(now)
+    if second != _date_second:
+        _date_second = second
+        _date_lines = b"Server: microweb\r\nDate: " + http_date(second).encode("ascii") + b"\r\n"
+
+
+refresh_date()
+
+_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
+_CLOSE = b"Connection: close\r\n"
+
+
+def connection_line(keep_alive: bool, http11: bool) -> bytes:
+    """The ``Connection`` field a response needs (RFC 9112 9.3): none for a persistent HTTP/1.1
+    connection, ``keep-alive`` for a persistent HTTP/1.0 one, ``close`` when it ends."""
+    if keep_alive:
+        return b"" if http11 else _KEEP_ALIVE_10
+    return _CLOSE
+
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def _check_header_text(text: str, separators: int) -> None:
+    if text.count("\r") != separators or text.count("\n") != separators or "\x00" in text:
+        raise ValueError("header name or value contains CR, LF or NUL")
+
+
+def encode_head(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    content_length: int | None,
+    keep_alive: bool,
+    http11: bool = True,
+) -> bytes:
+    """Serialize a response head.
+
+    ``content_length`` None means the body is streamed: chunked for HTTP/1.1,
+    delimited by closing the connection for HTTP/1.0 (``keep_alive`` must then be
+    False). For 1xx, 204 and 304 no framing header is written.
+    Raises ``ValueError`` if a header name or value would split the response.
+    """
+    if type(headers) is not list:
+        headers = list(headers)  # walked twice below: a generator would skip the name check
+    lines = [f"{name}: {value}" for name, value in headers]
+    if lines:
+        text = "\r\n".join(lines)
+        _check_header_text(text, len(lines) - 1)
+        for name, _ in headers:
+            if not name or ":" in name or " " in name:
+                raise ValueError(f"invalid header name {name!r}")
+        extra = text.encode("latin-1") + b"\r\n"
+    else:
+        extra = b""
+    if status in _NO_BODY_STATUSES or status < 200:
+        framing = b""
+    elif content_length is None:
+        framing = b"Transfer-Encoding: chunked\r\n" if http11 else b""
+    else:
+        framing = b"Content-Length: %d\r\n" % content_length
+    return b"".join((status_line(status), _date_lines, extra, framing, connection_line(keep_alive, http11), b"\r\n"))
+
+
+def encode_simple_head(status: int, content_type: bytes, content_length: int, keep_alive: bool, http11: bool) -> bytes:
+    """The head of a response that has only a content type and a length (the hot path)."""
+    return b"%s%sContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+        _STATUS_LINES.get(status) or status_line(status), _date_lines, content_type, content_length,
+        connection_line(keep_alive, http11),
+    )
+
+
+def encode_block_head(status: int, block: bytes, keep_alive: bool, http11: bool, body: bytes = b"") -> bytes:
+    """A head from a header block already encoded and checked (``Name: value\\r\\n`` lines, framing
+    included), followed by ``body``: what a cache of ready-made heads (static files) sends."""
+    return b"".join((_STATUS_LINES.get(status) or status_line(status), _date_lines, block,
+                     connection_line(keep_alive, http11), b"\r\n", body))
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (empty data gives nothing: use LAST_CHUNK to end)."""
+    if not data:
+        return b""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+_PLAIN_TEXT = b"text/plain; charset=utf-8"
+
+
+def error_response(status: int, message: str) -> bytes:
+    """The server's own answer to a request it refused (``ProtocolError``): plain text, then close."""
+    body = f"{status} {reason_phrase(status)}: {message}\n".encode("utf-8")
+    return encode_simple_head(status, _PLAIN_TEXT, len(body), False, True) + body
+
+
+_INTERNAL_ERROR_BODY = b"500 Internal Server Error\n"
+
+
+def internal_error_response(head_only: bool = False, http11: bool = True) -> bytes:
+    """The plain 500 sent when the application (or its error handling) failed; the connection closes."""
+    head = encode_simple_head(500, _PLAIN_TEXT, len(_INTERNAL_ERROR_BODY), False, http11)
+    return head if head_only else head + _INTERNAL_ERROR_BODY

@@ -1,0 +1,94 @@
+"""``HTTPRequest``: one parsed request as the protocol knows it (line, fields, body, connection facts).
+
+The parser builds one per request; the class is a parameter of the parser
+(``RequestParser(..., request_class=...)``), so the framework hands in its own
+subclass (``microweb.Request``, which adds the parsed-on-first-use conveniences)
+and this layer never imports it.
+"""
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+from .datastructures import Headers
+
+__all__ = ["HTTPRequest", "split_target"]
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """Split a request target into its decoded path and raw query string."""
+    path, _, query = target.partition("?")
+    if path[:1] != "/":
+        if path == "*":
+            return path, query
+        # absolute-form (RFC 9112 3.2.2): http://host[:port]/path
+        scheme_end = path.find("://")
+        if scheme_end > 0:
+            slash = path.find("/", scheme_end + 3)
+            path = path[slash:] if slash >= 0 else "/"
+    if "%" in path:
+        path = unquote(path, errors="surrogateescape")
+    return path, query
+
+
+class HTTPRequest:
+    """A request line, its header fields, its body, and whether the connection stays open."""
+
+    __slots__ = (
+        "method", "target", "path", "query_string", "http_version", "headers", "body",
+        "keep_alive", "remote_addr", "scheme", "_host", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        http_version: str,
+        headers: Headers,
+        keep_alive: bool = True,
+        remote_addr: str = "",
+        scheme: str = "http",
+        body: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.target = target
+        if target[:1] == "/" and "?" not in target and "%" not in target:
+            self.path = target
+            self.query_string = ""
+        else:
+            self.path, self.query_string = split_target(target)
+        self.http_version = http_version
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.remote_addr = remote_addr
+        self.scheme = scheme
+        self._host: str | None = None
+
+    @property
+    def host(self) -> str:
+        if self._host is None:
+            self._host = self.headers.get("host", "") or ""
+        return self._host
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self._host = value
+
+    @property
+    def url(self) -> str:
+        """The full URL: ``scheme://host/path?query`` (path and query as the client sent them)."""
+        if self.target.startswith("/"):
+            return f"{self.scheme}://{self.host}{self.target}"
+        query = "?" + self.query_string if self.query_string else ""  # absolute-form: rebuilt from the parts
+        return f"{self.scheme}://{self.host}{quote(self.path, safe='/:@!$&()*+,;=-._~')}{query}"
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")  # type: ignore[no-any-return]
+
+    @property
+    def content_length(self) -> int:
+        return len(self.body)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.method} {self.target}>"
