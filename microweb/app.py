@@ -14,7 +14,7 @@ from .http.values import parse_quality_list
 from .multipart import FormLimits
 from .requests import Request
 from .responses import Response, json_dumps, json_response
-from .routing import Router, _Options
+from .routing import Router, OptionsAllowed
 from .templating import Templates
 from .wsgi import call_app as call_wsgi
 
@@ -228,7 +228,7 @@ class App:
                 paths.add(request.path)
                 return static
             raise
-        except _Options as exc:
+        except OptionsAllowed as exc:
             return Response(b"", 204, exc.headers)
         except RequestRedirect as exc:
             return Response(b"", 308, {"Location": _redirect_location(exc.location, request.query_string)})

@@ -39,6 +39,14 @@ class Request(HTTPRequest):
     """
 
     __slots__ = ("_app", "_environ", "_path_params", "_args", "_cookies", "_json", "_form", "_files")
+    _app: Any
+    _environ: dict[str, Any] | None
+    _path_params: dict[str, Any]
+    _args: MultiDict
+    _cookies: dict[str, str]
+    _json: Any
+    _form: MultiDict
+    _files: MultiDict
 
     @property
     def app(self) -> Any:
@@ -70,7 +78,8 @@ class Request(HTTPRequest):
         try:
             return self._path_params
         except AttributeError:
-            self._path_params = params = {}
+            params: dict[str, Any] = {}
+            self._path_params = params
             return params
 
     @path_params.setter

@@ -211,16 +211,6 @@ class Router:
                     self._by_first.setdefault(r.first_segment, []).append(r)
         return route
 
-    def allowed_methods(self, path: str) -> set[str]:
-        allowed: set[str] = set()
-        table = self.literal.get(path)
-        if table:
-            allowed.update(table)
-        for route in self.dynamic:
-            if route.regex.match(path) is not None and route.match(path) is not None:
-                allowed |= route.methods
-        return allowed
-
     def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         """Find the route for ``method`` and ``path``.
 
@@ -254,7 +244,7 @@ class Router:
             raise HTTPError(501, f"Method {method} is not implemented")
         if allowed:
             if method == "OPTIONS":
-                raise _Options(sorted(allowed | {"OPTIONS"}))
+                raise OptionsAllowed(sorted(allowed | {"OPTIONS"}))
             raise MethodNotAllowed(sorted(allowed | {"OPTIONS"}))
         if not path.endswith("/") and self._has_route(path + "/"):
             raise RequestRedirect(path + "/")
@@ -273,7 +263,7 @@ class Router:
         return path
 
 
-class _Options(MethodNotAllowed):
+class OptionsAllowed(MethodNotAllowed):
     """The automatic answer to OPTIONS: 204 with ``Allow``."""
 
     def __init__(self, allowed: list[str]) -> None:

@@ -25,7 +25,8 @@ from .requests import Request
 class Handles(Protocol):
     """What the transport needs of an app (an ``App``): ``handle(request)`` and its request class."""
 
-    request_class: Callable[..., Any]
+    @property
+    def request_class(self) -> Callable[..., Any]: ...
 
     def handle(self, request: Any) -> bytes | BodySource: ...
 

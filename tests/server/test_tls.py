@@ -13,7 +13,6 @@ import pytest
 
 from conftest import LiveServer, free_port, start_cli, wait_for_port
 from microweb import App, FileResponse, Request
-from microweb.server.reactor import Server
 from microweb.server.tls import TLSServer, make_ssl_context
 from tlsutil import make_cert
 
