@@ -236,3 +236,15 @@ def test_curl_reuses_the_connection(project: Path, run_server: Callable[..., Run
     assert result.stdout == "served by app" * 2
     assert "Re-using existing connection" in result.stderr, result.stderr
     assert result.stderr.count("Connected to") == 1
+
+
+# -- --version ----------------------------------------------------------------------------
+
+
+def test_version_flag_prints_the_package_version() -> None:
+    import microweb
+
+    result = run_cli("--version", cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"microweb {microweb.__version__}"
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", microweb.__version__)
