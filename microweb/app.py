@@ -13,7 +13,7 @@ from .http.encode import encode_simple_head, internal_error_response, reason_phr
 from .http.values import parse_quality_list
 from .multipart import FormLimits
 from .requests import Request
-from .responses import Response, json_dumps, json_response
+from .responses import Response, json_dumps, json_response, redirect
 from .routing import Router, OptionsAllowed
 from .templating import Templates
 from .wsgi import call_app as call_wsgi
@@ -231,7 +231,7 @@ class App:
         except OptionsAllowed as exc:
             return Response(b"", 204, exc.headers)
         except RequestRedirect as exc:
-            return Response(b"", 308, {"Location": _redirect_location(exc.location, request.query_string)})
+            return redirect(_redirect_location(exc.location, request.query_string), 308)
         request.path_params = params
         return route.handler(request, **params)
 
