@@ -61,7 +61,7 @@ from collections import deque
 from functools import partial
 from typing import Any, Callable
 
-from ..http.bodies import BodySource, FileBody, PushStream, StreamBody
+from ..http.bodies import BodySource, FileBody, PulledStream, PushStream, StreamBody
 from ..http.encode import LAST_CHUNK, refresh_date
 from ..http.parser import HEAD, Limits, ProtocolError, RequestParser
 from ..http.request import HTTPRequest
@@ -357,10 +357,11 @@ class Server:
         return self.now >= self._stop_deadline
 
     def _shutdown(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+        # Connections first: closing them releases the pool threads still pulling their streams.
         for conn in list(self.connections.values()):
             self.close_connection(conn)
+        if self.pool is not None:
+            self.pool.shutdown()
         try:
             self.selector.unregister(self.listener)
         except (KeyError, ValueError):
@@ -669,7 +670,7 @@ class Server:
         """
         if type(source) is FileBody:
             return self._send_file(conn, source)
-        if type(source) is PushStream:
+        if type(source) is PushStream or type(source) is PulledStream:
             return self.push.send(conn, source)
         assert isinstance(source, StreamBody)
         for _ in range(STREAM_STEP):
