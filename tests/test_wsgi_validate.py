@@ -161,6 +161,31 @@ def test_reason_phrase_is_passed_through(microweb_run: tuple[str, int, Any]) -> 
     assert b"\r\n\r\nHTTP/1.1 302 FOUND\r\n" in data
 
 
+def test_head_and_reason_in_process(live_server: Callable[..., Any]) -> None:
+    """The same two fixes on an in-process server (the fixture above runs a subprocess)."""
+    from microweb.wsgi import WSGIAdapter
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"] == "/reason":
+            start_response("299 Everything Fine", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+            return [b"ok"]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"abcde"]
+
+    server = live_server(WSGIAdapter(app))
+    with server.connect() as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /reason HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(10)
+        data = b""
+        while not data.endswith(b"\r\n\r\nok"):
+            piece = sock.recv(65536)
+            assert piece, data  # the HEAD closed the connection: the GET after it was lost
+            data += piece
+    head, _, second = data.partition(b"\r\n\r\n")
+    assert b"Content-Length: 5" in head and b"close" not in head.lower()
+    assert second.startswith(b"HTTP/1.1 299 Everything Fine\r\n")
+
+
 @pytest.mark.parametrize("status", ["200 OK\r\nX-Injected: 1", "200 O\x00K", "200 \n", "2000 OK", "20x OK", "OK"])
 def test_bad_wsgi_status_is_a_500(live_server: Callable[..., Any], status: str) -> None:
     from microweb.wsgi import WSGIAdapter
