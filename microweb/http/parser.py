@@ -134,6 +134,7 @@ _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _CHUNK_EXT = rb"[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?"
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:" + _CHUNK_EXT + rb")*")
+_CHUNK_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 # The request-target forms other than origin-form (RFC 9112 3.2). Origin-form is any
 # visible ASCII starting with "/" (checked inline on the hot path).
@@ -533,10 +534,13 @@ class RequestParser:
                     return pos
                 if eol - pos > 1024:  # the same cap whether the line came whole or in pieces
                     raise ProtocolError(400, "Chunk size line too long")
-                m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
-                if m is None:
-                    raise ProtocolError(400, "Invalid chunk size")
-                chunk = int(m.group(1), 16)
+                if _CHUNK_HEX.fullmatch(buf, pos, eol) is not None:  # no extension: the common case
+                    chunk = int(buf[pos:eol], 16)
+                else:
+                    m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
+                    if m is None:
+                        raise ProtocolError(400, "Invalid chunk size")
+                    chunk = int(m.group(1), 16)
                 pos = eol + 2
                 if chunk == 0:
                     self._chunk_state = _TRAILERS
