@@ -14,6 +14,7 @@ from .http.parser import ProtocolError
 from .multipart import FormLimits, UploadedFile
 from .requests import Request
 from .responses import FileResponse, Response, redirect
+from .websocket import WebSocket, WebSocketClosed
 
 __all__ = [
     "App",
@@ -28,6 +29,8 @@ __all__ = [
     "Request",
     "Response",
     "UploadedFile",
+    "WebSocket",
+    "WebSocketClosed",
     "abort",
     "redirect",
 ]

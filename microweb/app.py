@@ -40,8 +40,9 @@ def _resolve_folder(folder: str | os.PathLike[str] | None) -> str | None:
 class App:
     """A microweb application.
 
-    ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False)``;
-    relative folders are resolved against the working directory when the App is made.
+    ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False,
+    websocket_origins=None)``; relative folders are resolved against the working directory when
+    the App is made.
     """
 
     #: The class the server's parser builds for this app's requests.
@@ -53,8 +54,11 @@ class App:
         static_folder: str | os.PathLike[str] | None = "static",
         static_url_path: str = "",
         debug: bool = False,
+        websocket_origins: Iterable[str] | None = None,
     ) -> None:
         self.router = Router()
+        # Origins allowed to open this app's websockets (None: any; a route's origins= wins).
+        self.websocket_origins: list[str] | None = list(websocket_origins) if websocket_origins is not None else None
         self.template_folder = _resolve_folder(template_folder)
         self.static_folder = _resolve_folder(static_folder)
         self.static_url_path = static_url_path.rstrip("/")
@@ -110,6 +114,24 @@ class App:
 
     def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
         return self.route(path, ["DELETE"], name)
+
+    def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
+                  name: str | None = None) -> Callable[[F], F]:
+        """Register ``handler(request, ws, **path_params)`` for WebSocket connections to ``path``.
+
+        ``origins``: the ``Origin`` values allowed to connect (else ``App(websocket_origins=...)``;
+        a browser's handshake from elsewhere gets 403). ``subprotocols``: the ones this route
+        speaks, matched against the client's ``Sec-WebSocket-Protocol`` (``ws.subprotocol``).
+        See ``microweb/websocket.py`` and docs/websockets.md.
+        """
+        from .websocket import WebSocketRoute
+
+        def decorator(func: F) -> F:
+            route = WebSocketRoute(self, func, origins, subprotocols)
+            self.add_route(path, route, ["GET"], name or getattr(func, "__name__", None))
+            return func
+
+        return decorator
 
     def before_request(self, func: F) -> F:
         """``func(request)`` runs before every handler; a non-None return short-circuits."""
