@@ -275,6 +275,12 @@ class WebSocketSession:
         self.listener, run = output.open(self.endpoint)
         self.thread = threading.Thread(target=run, name="microweb-test-websocket", daemon=True)
         self.thread.start()
+        # Like a server's handshake, connecting returns once the handler has set up: it has
+        # returned (event style) or waits in receive() (blocking style), or after a second.
+        deadline = time.monotonic() + 1.0
+        while self.thread.is_alive() and not getattr(self.listener, "receiving", False) \
+                and time.monotonic() < deadline:
+            self.thread.join(0.001)
 
     # -- the server side, from any thread -----------------------------------------
 

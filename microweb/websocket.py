@@ -65,6 +65,7 @@ class WebSocket:
         self._close_handler: Callable[[int, str], Any] | None = None
         self._close: tuple[int, str] | None = None
         self._close_reported = False
+        self.receiving = False  # a blocking handler is waiting in receive() (the test client looks)
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path} {'closed' if self.closed else 'open'}>"
@@ -131,7 +132,12 @@ class WebSocket:
                 "stops every connection: register ws.on_message(fn) instead, or run the server with "
                 "--threads N (App.run(threads=N)) so handlers run in a thread pool")
         with self._cond:
-            if not self._cond.wait_for(lambda: self._inbox or self._close is not None, timeout):
+            self.receiving = True
+            try:
+                arrived = self._cond.wait_for(lambda: self._inbox or self._close is not None, timeout)
+            finally:
+                self.receiving = False
+            if not arrived:
                 raise TimeoutError("no WebSocket message within the timeout")
             if not self._inbox:
                 assert self._close is not None
