@@ -54,11 +54,16 @@ class WebSocketClosed(Exception):
 class WebSocket:
     """One accepted WebSocket connection, as a handler sees it."""
 
+    __slots__ = ("request", "subprotocol", "receiving", "_endpoint", "_lock", "_cond", "_inbox", "_paused",
+                 "_message_handler", "_close_handler", "_close", "_close_reported", "__weakref__")
+
     def __init__(self, request: HTTPRequest, endpoint: Any, subprotocol: str | None) -> None:
         self.request = request
         self.subprotocol = subprotocol
         self._endpoint = endpoint
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # Made by the first receive(): an event-style socket never needs one (memory, at 10,000 sockets).
+        self._cond: threading.Condition | None = None
         self._inbox: deque[Message] = deque()
         self._paused = False
         self._message_handler: Callable[[Message], Any] | None = None
@@ -104,7 +109,7 @@ class WebSocket:
 
     def on_message(self, func: Callable[[Message], Any]) -> Callable[[Message], Any]:
         """Call ``func(message)`` on the server's loop for every message (usable as a decorator)."""
-        with self._cond:
+        with self._lock:
             self._message_handler = func
             waiting = bool(self._inbox)
         if waiting:
@@ -113,7 +118,7 @@ class WebSocket:
 
     def on_close(self, func: Callable[[int, str], Any]) -> Callable[[int, str], Any]:
         """Call ``func(code, reason)`` once, when the connection has closed (usable as a decorator)."""
-        with self._cond:
+        with self._lock:
             self._close_handler = func
             closed = self._close is not None
         if closed:
@@ -131,10 +136,13 @@ class WebSocket:
                 "ws.receive() blocks, and this handler runs on the server's event loop, where blocking "
                 "stops every connection: register ws.on_message(fn) instead, or run the server with "
                 "--threads N (App.run(threads=N)) so handlers run in a thread pool")
-        with self._cond:
+        with self._lock:
+            cond = self._cond
+            if cond is None:
+                cond = self._cond = threading.Condition(self._lock)
             self.receiving = True
             try:
-                arrived = self._cond.wait_for(lambda: self._inbox or self._close is not None, timeout)
+                arrived = cond.wait_for(lambda: self._inbox or self._close is not None, timeout)
             finally:
                 self.receiving = False
             if not arrived:
@@ -177,11 +185,12 @@ class WebSocket:
     # -- the server's side (its loop thread) ---------------------------------------------
 
     def deliver_message(self, message: Message) -> None:
-        with self._cond:
+        with self._lock:
             handler = self._message_handler
             if handler is None or self._inbox:
                 self._inbox.append(message)
-                self._cond.notify()
+                if self._cond is not None:
+                    self._cond.notify()
                 pause = not self._paused and len(self._inbox) >= INBOX_HIGH
                 if pause:
                     self._paused = True
@@ -195,7 +204,7 @@ class WebSocket:
 
     def _flush_inbox(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 handler = self._message_handler
                 if handler is None or not self._inbox:
                     resume = self._paused
@@ -207,14 +216,15 @@ class WebSocket:
             self._endpoint.pause_reading(False)
 
     def deliver_close(self, code: int, reason: str) -> None:
-        with self._cond:
+        with self._lock:
             if self._close is None:
                 self._close = (code, reason)
-            self._cond.notify_all()
+            if self._cond is not None:
+                self._cond.notify_all()
         self._report_close()
 
     def _report_close(self) -> None:
-        with self._cond:
+        with self._lock:
             handler = self._close_handler
             if handler is None or self._close is None or self._close_reported:
                 return

@@ -136,18 +136,24 @@ def test_ticker_pushes_from_a_thread() -> None:
 
 
 @pytest.mark.slow
-def test_ticker_under_microweb_run_with_a_real_client() -> None:
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"], ["--threads", "2"]])
+def test_ticker_under_microweb_run_with_a_real_client(extra: list[str]) -> None:
     import json
 
     from websockets.sync.client import connect
 
     port = free_port()
-    proc = start_cli("run", "examples/ticker.py", "--port", str(port), cwd=REPO_ROOT)
+    proc = start_cli("run", "examples/ticker.py", "--port", str(port), *extra, cwd=REPO_ROOT)
     try:
         wait_for_port("127.0.0.1", port)
-        with connect(f"ws://127.0.0.1:{port}/prices") as ws:
-            assert json.loads(ws.recv(timeout=5))["price"] > 0
-            assert json.loads(ws.recv(timeout=5))["price"] > 0
+        clients = [connect(f"ws://127.0.0.1:{port}/prices", open_timeout=10) for _ in range(4)]
+        try:
+            for ws in clients:
+                assert json.loads(ws.recv(timeout=5))["price"] > 0
+                assert json.loads(ws.recv(timeout=5))["price"] > 0
+        finally:
+            for ws in clients:
+                ws.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -39,7 +39,8 @@ with 1001, a ping unanswered for ``ws_ping_timeout``) or the peer's. Once both
 have crossed, or we failed the connection, the socket is half-closed when the
 output drains and read (and discarded) until EOF, for at most
 ``ws_ping_timeout``; then the server closes it. So the peer reads our close
-frame before the connection ends, never a reset.
+frame before the connection ends, never a reset. (Over TLS the server closes
+at once, sending close_notify: a TCP half-close would skip it.)
 
 Timers: each endpoint has one deadline on the hub's ``TimerWheel`` (ticked by
 the server each second): the next ping, the pong, the close handshake or a
@@ -74,7 +75,7 @@ class Endpoint:
     __slots__ = ("hub", "conn", "sock", "protocol", "listener", "subprotocol", "out", "out_bytes", "queued",
                  "queued_bytes", "lock", "drained", "waiters", "events", "paused", "closed", "reported",
                  "finishing", "half_closed", "deadline", "timer_slot", "ping_due", "pong_due", "close_due",
-                 "last_progress", "__weakref__")
+                 "last_progress", "tls", "__weakref__")
 
     def __init__(self, hub: WebSocketHub, conn: Any, protocol: WebSocketProtocol, subprotocol: str | None) -> None:
         self.hub = hub
@@ -88,7 +89,7 @@ class Endpoint:
         self.queued: list[bytes] = []  # frames from other threads, not yet in ``out`` (under ``lock``)
         self.queued_bytes = 0
         self.lock = threading.Lock()
-        self.drained = threading.Condition(self.lock)  # senders blocked by backpressure wait here
+        self.drained: threading.Condition | None = None  # senders blocked by backpressure wait here
         self.waiters = 0
         self.events = 0
         self.paused = False  # the application asked us not to read (its inbox is full)
@@ -102,6 +103,7 @@ class Endpoint:
         self.pong_due = 0.0
         self.close_due = 0.0
         self.last_progress = 0.0
+        self.tls = hasattr(self.sock, "pending")  # an SSL socket: decrypted bytes may wait in OpenSSL
 
     # -- for the application (any thread) ----------------------------------------
 
@@ -140,6 +142,8 @@ class Endpoint:
     def _wait_for_room(self) -> None:
         hub = self.hub
         with self.lock:
+            if self.drained is None:
+                self.drained = threading.Condition(self.lock)
             self.waiters += 1
             try:
                 if not self.drained.wait_for(
@@ -331,9 +335,9 @@ class WebSocketHub:
 
     def _read_tls_pending(self, ep: Endpoint) -> None:
         """TLS may hold decrypted bytes that the kernel will not signal again."""
-        pending = getattr(ep.sock, "pending", None)
-        if pending is None:
+        if not ep.tls:
             return
+        pending = ep.sock.pending
         for _ in range(64):
             if ep.closed or not ep.events & EVENT_READ or not pending():
                 return
@@ -448,7 +452,8 @@ class WebSocketHub:
             return
         if ep.waiters and ep.out_bytes + ep.queued_bytes <= self.high_water:
             with ep.lock:
-                ep.drained.notify_all()
+                if ep.drained is not None:
+                    ep.drained.notify_all()
         self._watch(ep)
         if not ep.out:
             if ep.finishing and not ep.half_closed:
@@ -480,6 +485,10 @@ class WebSocketHub:
 
     def _half_close(self, ep: Endpoint) -> None:
         ep.half_closed = True
+        if ep.tls:
+            # TLS: a TCP half-close would skip close_notify; the server's close sends it.
+            self.release(ep)
+            return
         try:
             ep.sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -535,7 +544,8 @@ class WebSocketHub:
             ep.closed = True
             ep.queued = []
             ep.queued_bytes = 0
-            ep.drained.notify_all()
+            if ep.drained is not None:
+                ep.drained.notify_all()
         self._report(ep, ABNORMAL_CLOSURE, "")
         self.endpoints.discard(ep)
         ep.out = []
