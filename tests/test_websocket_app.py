@@ -222,3 +222,25 @@ def test_websocket_route_under_wsgi_says_it_needs_microweb() -> None:
     body = b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     assert statuses == ["501 Not Implemented"]
     assert b"microweb's own server" in body
+
+
+def test_server_options_and_generated_flags() -> None:
+    import argparse
+
+    from microweb.server.options import ServerOptions
+
+    defaults = ServerOptions()
+    assert (defaults.ws_max_message, defaults.ws_ping_interval, defaults.ws_ping_timeout, defaults.ws_deflate) == (
+        1 << 20, 20.0, 20.0, True)
+    parser = argparse.ArgumentParser()
+    ServerOptions.add_arguments(parser)
+    args = parser.parse_args(["--ws-max-message", "2M", "--ws-ping-interval", "0", "--ws-ping-timeout", "5",
+                              "--ws-deflate", "off"])
+    options = ServerOptions.from_arguments(args)
+    assert (options.ws_max_message, options.ws_ping_interval, options.ws_ping_timeout, options.ws_deflate) == (
+        2 << 20, 0.0, 5.0, False)
+    with pytest.raises(ValueError, match="--ws-deflate"):
+        ServerOptions(ws_deflate="maybe")
+    with pytest.raises(ValueError, match="--ws-ping-interval"):
+        ServerOptions(ws_ping_interval=-1)
+    assert "--ws-max-message" in parser.format_help()

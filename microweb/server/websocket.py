@@ -270,7 +270,11 @@ class WebSocketHub:
         while ready:
             ep = ready.popleft()
             if not ep.closed:
-                self.flush_queued(ep)
+                try:
+                    self.flush_queued(ep)
+                except Exception:
+                    log.exception("internal error on a websocket; closing it")
+                    self.abort(ep)
         for key, mask in self.selector.select(0):
             ep = key.data
             try:

@@ -388,8 +388,9 @@ def test_ping_between_fragments_is_answered_at_once(ws_server: Any) -> None:
         client.close()
 
 
-def test_first_frames_sent_with_the_handshake_are_read(ws_server: Any) -> None:
-    _, server = ws_server()
+@pytest.mark.parametrize("threads", [0, 2])
+def test_first_frames_sent_with_the_handshake_are_read(ws_server: Any, threads: int) -> None:
+    _, server = ws_server(threads=threads)
     client = RawClient(server, first=cframe(1, b"early") + cframe(1, b"bird"))
     try:
         if len(client.messages()) < 2:
@@ -399,8 +400,9 @@ def test_first_frames_sent_with_the_handshake_are_read(ws_server: Any) -> None:
         client.close()
 
 
-def test_declined_upgrade_and_pipelined_request_are_both_answered(ws_server: Any) -> None:
-    _, server = ws_server()
+@pytest.mark.parametrize("threads", [0, 2])
+def test_declined_upgrade_and_pipelined_request_are_both_answered(ws_server: Any, threads: int) -> None:
+    _, server = ws_server(threads=threads)
     sock = server.connect()
     try:
         sock.sendall(b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
@@ -556,5 +558,47 @@ def test_a_peer_that_does_not_read_blocks_sends_from_threads(ws_server: Any) -> 
         assert not thread.is_alive()
         assert outcome and isinstance(outcome[0], (TimeoutError, WebSocketClosed))
         assert sent < 32 << 20  # bounded by the socket buffers and high_water, far below the flood
+    finally:
+        sock.close()
+
+
+def test_a_peer_that_sends_without_reading_is_no_longer_read(ws_server: Any) -> None:
+    high_water = 256 * 1024
+    app, server = ws_server(high_water=high_water, ws_deflate=False)
+    sock = server.connect()
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        assert b"101" in sock.recv(4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        message = cframe(2, b"y" * 60_000)
+        stop = threading.Event()
+
+        def flood() -> None:  # echo requests, never reading the echoes
+            sock.settimeout(0.5)
+            for _ in range(2000):  # 120 MB if the server kept reading
+                if stop.is_set():
+                    return
+                try:
+                    sock.sendall(message)
+                except (socket.timeout, OSError):
+                    continue
+
+        thread = threading.Thread(target=flood, daemon=True)
+        thread.start()
+        hub = wait_until(lambda: server.server.websockets)
+        peak = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            for ep in list(hub.endpoints):
+                peak = max(peak, ep.out_bytes)
+            time.sleep(0.01)
+        stop.set()
+        [ep] = list(hub.endpoints)
+        assert not ep.closed and not ep.events & 1  # still open, not polled for reading
+        # What waits is bounded by high_water plus one read's echoes, not by what the peer sent.
+        assert high_water < peak <= high_water + 2 * 65536 + 1024
+        thread.join(5)
     finally:
         sock.close()
