@@ -64,7 +64,7 @@ class WebSocket:
         self._lock = threading.Lock()
         # Made by the first receive(): an event-style socket never needs one (memory, at 10,000 sockets).
         self._cond: threading.Condition | None = None
-        self._inbox: deque[Message] = deque()
+        self._inbox: deque[Message] | None = None  # made when a message has to wait (an empty deque is 600 bytes)
         self._paused = False
         self._message_handler: Callable[[Message], Any] | None = None
         self._close_handler: Callable[[int, str], Any] | None = None
@@ -188,6 +188,8 @@ class WebSocket:
         with self._lock:
             handler = self._message_handler
             if handler is None or self._inbox:
+                if self._inbox is None:
+                    self._inbox = deque()
                 self._inbox.append(message)
                 if self._cond is not None:
                     self._cond.notify()

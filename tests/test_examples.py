@@ -138,6 +138,7 @@ def test_ticker_pushes_from_a_thread() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--workers", "2"], ["--threads", "2"]])
 def test_ticker_under_microweb_run_with_a_real_client(extra: list[str]) -> None:
+    import contextlib
     import json
 
     from websockets.sync.client import connect
@@ -146,14 +147,12 @@ def test_ticker_under_microweb_run_with_a_real_client(extra: list[str]) -> None:
     proc = start_cli("run", "examples/ticker.py", "--port", str(port), *extra, cwd=REPO_ROOT)
     try:
         wait_for_port("127.0.0.1", port)
-        clients = [connect(f"ws://127.0.0.1:{port}/prices", open_timeout=10) for _ in range(4)]
-        try:
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(connect(f"ws://127.0.0.1:{port}/prices", open_timeout=10))
+                       for _ in range(4)]
             for ws in clients:
                 assert json.loads(ws.recv(timeout=5))["price"] > 0
                 assert json.loads(ws.recv(timeout=5))["price"] > 0
-        finally:
-            for ws in clients:
-                ws.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -411,7 +411,7 @@ class WebSocketProtocol:
         self.close_reason = ""
         self._buffer = b""
         self._message_opcode = -1  # the opcode of the fragmented message being received; -1: none
-        self._message_parts: list[bytes] = []
+        self._message_parts: list[Any] = []  # bytes, or str pieces of a text message
         self._message_size = 0
         self._compressed = False
         self._utf8: Any = None

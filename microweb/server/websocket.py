@@ -505,7 +505,9 @@ class WebSocketHub:
         if ep.out:
             due.append(ep.last_progress + self.write_timeout)
         if due:
-            deadline = min(due)
+            # Never a slot the wheel is expiring now (it may be, when re-armed from _on_timer): a
+            # deadline already past fires at the next tick.
+            deadline = max(min(due), float(int(self.server.now) + 1))
             if deadline != ep.deadline or not ep.timer_slot:
                 self.timers.set_deadline(ep, deadline)
 
@@ -520,11 +522,11 @@ class WebSocketHub:
         if ep.pong_due and now >= ep.pong_due:
             log.info("websocket peer %s did not answer a ping within %g s; closing", ep.conn.parser.remote_addr,
                      self.ping_timeout)
-            ep.close(INTERNAL_ERROR, "keepalive ping timeout")
-            self._report(ep, ABNORMAL_CLOSURE, "keepalive ping timeout")
-            ep.close_due = now + min(self.ping_timeout, 5.0)
             ep.pong_due = 0.0
             ep.ping_due = 0.0
+            ep.close_due = now + min(self.ping_timeout, 5.0)
+            ep.close(INTERNAL_ERROR, "keepalive ping timeout")
+            self._report(ep, ABNORMAL_CLOSURE, "keepalive ping timeout")
         elif ep.ping_due and now >= ep.ping_due and not ep.protocol.close_sent:
             with ep.lock:
                 frame = ep.protocol.encode_ping(b"microweb")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import ssl
@@ -17,7 +18,7 @@ from tlsutil import make_cert
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Request, TextMessage
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Request, TextMessage
 
 from microweb import App, WebSocket, WebSocketClosed
 from microweb.http.websocket import encode_frame
@@ -146,8 +147,8 @@ def test_server_closes_with_1001_on_graceful_stop(ws_server: Any) -> None:
 
 def test_background_thread_broadcast_and_close(ws_server: Any) -> None:
     app, server = ws_server()
-    clients = [connect(ws_url(server)) for _ in range(5)]
-    try:
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(connect(ws_url(server))) for _ in range(5)]
         assert wait_until(lambda: len(app.sockets) == 5)  # type: ignore[attr-defined]
 
         def broadcast() -> None:
@@ -166,9 +167,6 @@ def test_background_thread_broadcast_and_close(ws_server: Any) -> None:
                 client.recv(timeout=5)
             assert info.value.rcvd is not None and info.value.rcvd.code == 4100
         assert wait_until(lambda: sum(1 for e in app.events if e[1] == 4100) == 5)  # type: ignore[attr-defined]
-    finally:
-        for client in clients:
-            client.close()
 
 
 def test_send_after_close_raises_websocket_closed(ws_server: Any) -> None:
