@@ -91,8 +91,9 @@ def handshake(port: int, path: str) -> socket.socket:
     return sock
 
 
-def echo_rate(port: int, duration: float) -> float:
-    """Round trips per second over CONNECTIONS sockets, one message in flight on each."""
+def echo_rate(port: int, duration: float) -> tuple[float, int]:
+    """Round trips per second over CONNECTIONS sockets, one message in flight on each, and the
+    round trips made in all (warm-up included, for the CPU figure)."""
     socks = [handshake(port, "/echo") for _ in range(CONNECTIONS)]
     selector = selectors.DefaultSelector()
     pending = {}
@@ -131,25 +132,39 @@ def echo_rate(port: int, duration: float) -> float:
                 waiting.discard(sock)  # type: ignore[arg-type]
         return done
 
-    run(0.5)  # warm up
+    warm = run(0.5)
     started = time.perf_counter()
     done = run(duration)
     elapsed = time.perf_counter() - started
     for sock in socks:
         sock.close()
     selector.close()
-    return done / min(elapsed, duration)
+    return done / min(elapsed, duration), warm + done
 
 
-def bench_echo(duration: float, rounds: int, logdir: str) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_echo(duration: float, rounds: int, logdir: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Round trips/s and server CPU microseconds per round trip, medians over the rounds."""
     results: dict[str, list[float]] = {name: [] for name in PEERS}
+    cpu: dict[str, list[float]] = {name: [] for name in PEERS}
     for _ in range(rounds):
         for name, spec in PEERS.items():
             port = h.free_port()
-            with h.RunningServer(spec(port), port, logdir):
+            with h.RunningServer(spec(port), port, logdir) as server:
                 time.sleep(0.3)
-                results[name].append(echo_rate(port, duration))
-    return {name: statistics.median(values) for name, values in results.items()}
+                before = cpu_seconds(server.pid)
+                rate, trips = echo_rate(port, duration)
+                used = cpu_seconds(server.pid) - before
+                results[name].append(rate)
+                cpu[name].append(used / trips * 1e6 if trips else 0.0)
+    return ({name: statistics.median(values) for name, values in results.items()},
+            {name: statistics.median(values) for name, values in cpu.items()})
 
 
 def open_many(port: int, n: int, path: str) -> list[socket.socket]:
@@ -254,16 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory(prefix="microweb-wsbench-") as logdir:
         if "echo" in only:
-            rates = bench_echo(args.duration, args.rounds, logdir)
+            rates, cpu = bench_echo(args.duration, args.rounds, logdir)
             uvicorn = rates["uvicorn+uvloop+websockets, raw ASGI"]
             print(f"echo round trips over {CONNECTIONS} sockets ({args.rounds} x {args.duration:g} s, medians)")
-            print("| server | round trips/s | microweb ratio |")
-            print("|---|---:|---:|")
+            print("| server | round trips/s | ratio | server CPU per round trip | CPU ratio |")
+            print("|---|---:|---:|---:|---:|")
             mine = rates["microweb (event style)"]
+            mine_cpu = cpu["microweb (event style)"]
             for name, rate in rates.items():
                 ratio = "" if name.startswith("microweb") else f"{mine / rate:.2f}x"
-                print(f"| {name} | {rate:,.0f} | {ratio} |")
-            print(f"target: microweb >= 2x uvicorn raw ASGI: {mine / uvicorn:.2f}x")
+                cpu_ratio = "" if name.startswith("microweb") or not mine_cpu else f"{cpu[name] / mine_cpu:.2f}x"
+                print(f"| {name} | {rate:,.0f} | {ratio} | {cpu[name]:.1f} us | {cpu_ratio} |")
+            print(f"target: microweb >= 2x uvicorn raw ASGI: {mine / uvicorn:.2f}x in round trips/s, "
+                  f"{cpu['uvicorn+uvloop+websockets, raw ASGI'] / mine_cpu:.2f}x in server CPU per round trip")
         if "idle" in only:
             idle = bench_idle(args.idle, logdir)
             print(f"idle: {idle['sockets']} websockets held: server RSS {idle['rss_mb']:.1f} MB "

@@ -244,3 +244,34 @@ def test_server_options_and_generated_flags() -> None:
     with pytest.raises(ValueError, match="--ws-ping-interval"):
         ServerOptions(ws_ping_interval=-1)
     assert "--ws-max-message" in parser.format_help()
+
+
+def test_compact_headers_behave_like_headers() -> None:
+    from microweb.http.datastructures import CompactHeaders, Headers
+
+    fields = [("Host", "a"), ("Cookie", "x=1"), ("cookie", "y=2"), ("X-Many", "1"), ("x-many", "2")]
+    full, compact = Headers(fields), Headers(fields).compact()
+    assert isinstance(compact, CompactHeaders) and compact.compact() is compact
+    for name in ("host", "HOST", "cookie", "x-many", "missing"):
+        assert compact.get(name) == full.get(name)
+        assert compact.getlist(name) == full.getlist(name)
+        assert (name in compact) == (name in full)
+    assert compact["Cookie"] == "x=1; y=2" and compact.items() == full.items() and len(compact) == 5
+    assert compact.has_any(frozenset({"x-many"})) and not compact.has_any(frozenset({"nope"}))
+    assert compact == full
+
+
+def test_ws_request_keeps_the_fields_but_the_handshake_ones() -> None:
+    app = App(static_folder=None)
+    seen: dict[str, Any] = {}
+
+    @app.websocket("/h")
+    def h(request: Any, ws: WebSocket) -> None:
+        seen.update(cookie=ws.request.cookies.get("s"), agent=ws.request.headers.get("user-agent"),
+                    key=ws.request.headers.get("sec-websocket-key"), host=ws.request.host)
+        ws.on_message(ws.send)
+
+    with app.test_client().websocket_connect("/h", headers={"Cookie": "s=abc", "User-Agent": "t"}) as ws:
+        ws.send_text("x")
+        assert ws.receive_text() == "x"
+    assert seen == {"cookie": "abc", "agent": "t", "key": None, "host": "testserver"}

@@ -386,6 +386,7 @@ def close_payload(code: int, reason: str = "") -> bytes:
 
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_NO_PARTS: list[Any] = []  # shared placeholder while no fragmented message is open (never appended to)
 
 
 class WebSocketProtocol:
@@ -411,7 +412,7 @@ class WebSocketProtocol:
         self.close_reason = ""
         self._buffer = b""
         self._message_opcode = -1  # the opcode of the fragmented message being received; -1: none
-        self._message_parts: list[Any] = []  # bytes, or str pieces of a text message
+        self._message_parts: list[Any] = _NO_PARTS  # bytes, or str pieces of a text message
         self._message_size = 0
         self._compressed = False
         self._utf8: Any = None
@@ -555,7 +556,7 @@ class WebSocketProtocol:
             else:
                 events.append(parts[0] if len(parts) == 1 else b"".join(parts))
             self._message_opcode = -1
-            self._message_parts = []
+            self._message_parts = _NO_PARTS
             self._message_size = 0
             self._utf8 = None
 
@@ -617,7 +618,7 @@ class WebSocketProtocol:
         self.failed = True
         self.state = CLOSED
         self.close_code, self.close_reason = code, reason
-        self._message_parts = []
+        self._message_parts = _NO_PARTS
         events.append(Close(code, reason))
 
     def receive_eof(self) -> Close | None:

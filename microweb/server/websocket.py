@@ -57,6 +57,7 @@ from typing import Any, Callable
 
 from ..http.websocket import (ABNORMAL_CLOSURE, GOING_AWAY, INTERNAL_ERROR, NORMAL_CLOSURE, Close, Pong,
                               WebSocketProtocol, WebSocketUpgrade, negotiate_deflate)
+from ..http.parser import RequestParser
 from .timers import TimerWheel
 
 __all__ = ["WebSocketHub", "Endpoint"]
@@ -67,6 +68,8 @@ EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 RECV_SIZE = 65536
 _OVERFLOW_FACTOR = 4  # on the loop thread: queued bytes past high_water * this disconnect a peer
+_DETACHED = RequestParser()  # what an upgraded connection keeps as its parser: closed, shared
+_DETACHED.detach()
 
 
 class Endpoint:
@@ -75,7 +78,7 @@ class Endpoint:
     __slots__ = ("hub", "conn", "sock", "protocol", "listener", "subprotocol", "out", "out_bytes", "queued",
                  "queued_bytes", "lock", "drained", "waiters", "events", "paused", "closed", "reported",
                  "finishing", "half_closed", "deadline", "timer_slot", "ping_due", "pong_due", "close_due",
-                 "last_progress", "tls", "__weakref__")
+                 "last_progress", "tls", "remote_addr", "__weakref__")
 
     def __init__(self, hub: WebSocketHub, conn: Any, protocol: WebSocketProtocol, subprotocol: str | None) -> None:
         self.hub = hub
@@ -104,6 +107,7 @@ class Endpoint:
         self.close_due = 0.0
         self.last_progress = 0.0
         self.tls = hasattr(self.sock, "pending")  # an SSL socket: decrypted bytes may wait in OpenSSL
+        self.remote_addr: str = conn.parser.remote_addr
 
     # -- for the application (any thread) ----------------------------------------
 
@@ -124,7 +128,7 @@ class Endpoint:
                     frame = self._take_queued()
             hub.write(self, frame)
             if self.out_bytes > hub.high_water * _OVERFLOW_FACTOR:
-                log.warning("websocket peer %s is not reading; disconnecting it", self.conn.parser.remote_addr)
+                log.warning("websocket peer %s is not reading; disconnecting it", self.remote_addr)
                 hub.abort(self)
             return True
         with self.lock:
@@ -246,6 +250,7 @@ class WebSocketHub:
             ep.ping_due = server.now + self.ping_interval
         self._rearm(ep)
         held = conn.parser.detach()
+        conn.parser = _DETACHED  # the HTTP parser and the header block it remembers are not needed again
         if held:
             self._received(ep, held)
         self._read_tls_pending(ep)
@@ -520,7 +525,7 @@ class WebSocketHub:
             self.abort(ep)  # the peer never answered our close, or never closed its side
             return
         if ep.pong_due and now >= ep.pong_due:
-            log.info("websocket peer %s did not answer a ping within %g s; closing", ep.conn.parser.remote_addr,
+            log.info("websocket peer %s did not answer a ping within %g s; closing", ep.remote_addr,
                      self.ping_timeout)
             ep.pong_due = 0.0
             ep.ping_due = 0.0
