@@ -95,8 +95,8 @@ class CompactHeaders(Headers):
     def __init__(self, items: Iterable[tuple[str, str]]) -> None:
         self._items = tuple(items)  # type: ignore[assignment]
 
-    @property  # type: ignore[override]
-    def by_name(self) -> dict[str, list[str]]:
+    @property
+    def by_name(self) -> dict[str, list[str]]:  # type: ignore[override]
         """Built on each use (this class keeps no index)."""
         index: dict[str, list[str]] = {}
         for name, value in self._items:
