@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -600,3 +601,54 @@ def test_a_peer_that_sends_without_reading_is_no_longer_read(ws_server: Any) -> 
         thread.join(5)
     finally:
         sock.close()
+
+
+RELOAD_SOURCE = '''
+from microweb import App
+
+app = App(static_folder=None)
+
+
+@app.websocket("/v")
+def v(request, ws):
+    ws.send("version {n}")
+    ws.on_message(ws.send)
+'''
+
+
+@pytest.mark.slow
+def test_reload_closes_websockets_with_1001_and_the_new_code_serves_them(tmp_path: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import free_port, start_cli, wait_for_port
+
+    monkeypatch.setenv("MICROWEB_RELOAD_POLL", "1")
+    app_file = tmp_path / "wsreload.py"
+    app_file.write_text(RELOAD_SOURCE.format(n=1))
+    port = free_port()
+    proc = start_cli("run", "wsreload:app", "--port", str(port), "--reload", "--reload-interval", "0.1",
+                     cwd=str(tmp_path))
+    try:
+        wait_for_port("127.0.0.1", port)
+        with connect(f"ws://127.0.0.1:{port}/v", open_timeout=10) as ws:
+            assert ws.recv(timeout=10) == "version 1"
+            app_file.write_text(RELOAD_SOURCE.format(n=2))
+            os.utime(app_file, (time.time() + 2, time.time() + 2))
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=20)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with connect(f"ws://127.0.0.1:{port}/v", open_timeout=10) as ws:
+                    assert ws.recv(timeout=10) == "version 2"
+                    ws.send("still echoes")
+                    assert ws.recv(timeout=5) == "still echoes"
+                break
+            except (OSError, ConnectionClosed, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
