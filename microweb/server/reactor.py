@@ -306,7 +306,7 @@ class Server:
                     if conn is None:
                         self._accept()
                     elif conn is _WAKE:
-                        self._drain_wakeups()
+                        self._drain_wakeups(key.fileobj is self._wake_r)
                         if self.pool is not None:
                             self.pool.deliver()
                     else:
@@ -382,12 +382,14 @@ class Server:
         self._wake_r.close()
         self._wake_w.close()
 
-    def _drain_wakeups(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
+    def _drain_wakeups(self, wake_socket: bool = True) -> None:
+        """A wake-up source is readable: the wake-up socket (drained), or the websocket hub's selector."""
+        if wake_socket:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except OSError:
                 pass
-        except OSError:
-            pass
         self.push.flush_ready()
         if self.websockets is not None:
             self.websockets.poll()
