@@ -278,8 +278,7 @@ class App(TemplateHelpers):
 
     def handle(self, request: Request) -> Output:
         """Answer one request: the whole response as bytes, or a head plus a body source."""
-        request._app = self
-        request._session = None  # one slot store; the shortcut below needs only this slot read
+        request.app = self
         try:
             table = self._literal.get(request.path)
             route = table.get(request.method) if table is not None else None
@@ -294,7 +293,7 @@ class App(TemplateHelpers):
                 rv = self._dispatch(request)
             else:
                 rv = route.handler(request)
-            if not self.after_request_funcs and request._session is None:
+            if not self.after_request_funcs and request._session is None:  # the session untouched
                 kind = type(rv)
                 if kind is str:
                     body = rv.encode("utf-8")

@@ -1,4 +1,4 @@
-"""The reactor: the only module that touches sockets and the selector.
+"""The reactor: the selectors loop that serves every connection of a process.
 
 Theory of operation
 -------------------
@@ -35,6 +35,15 @@ Stopping: SIGINT/SIGTERM (or ``stop()``) close the listener, close idle
 connections, let every response already begun finish (new requests on busy
 connections are answered with ``Connection: close``), and return when no
 connection is left or the grace period ends.
+
+Around the loop, each in its own module of ``microweb.server``: ``pool.py``
+(``--threads``: the loop's ``_respond`` is swapped once for the pool's),
+``push.py`` (push streams parked until another thread pushes), ``tls.py``
+(``TLSServer``, a subclass with its own read/handshake path), ``listeners.py``,
+``timers.py`` and ``options.py`` (every setting, from ``ServerOptions``). The
+collaborators use the loop's public primitives (``write``, ``flush``,
+``queue_source``, ``send_piece``, ``end_stream``, ``set_events``, ``watch``,
+``unwatch``, ``close_connection``, ``wake``), never its private state.
 """
 from __future__ import annotations
 
@@ -97,8 +106,9 @@ class Accepting(enum.IntEnum):
     BACKING_OFF = 2  # accept failed for lack of descriptors: paused until _accept_resume_at
 
 
-# Module-level names for the hot path (a global lookup, not an enum attribute lookup).
-RECEIVING_IDLE, RECEIVING_HEAD, RECEIVING_BODY = Receiving
+# Module-level names for the hot path, as plain ints (CPython specializes comparisons of exact
+# ints, not of IntEnum members); ``Receiving(conn.receiving)`` names one.
+RECEIVING_IDLE, RECEIVING_HEAD, RECEIVING_BODY = map(int, Receiving)
 
 
 class Connection:
