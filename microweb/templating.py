@@ -4,7 +4,6 @@ else that carries helpers for an app, such as a blueprint)."""
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -154,6 +153,8 @@ class TemplateHelpers:
 
 @functools.lru_cache(maxsize=1024)
 def _takes_request(func: Callable[..., Any]) -> bool:
+    import inspect  # once per processor (cached); not at start-up
+
     try:
         parameters = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):

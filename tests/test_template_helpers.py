@@ -183,3 +183,34 @@ def test_a_nameless_helper_is_an_error(key: str) -> None:
 
     with pytest.raises(ValueError, match="name"):
         app.add_template_helper(key, Nameless())
+
+
+def test_template_helpers_can_be_collected_elsewhere_and_handed_to_an_app(tmp_path: Path) -> None:
+    """What a blueprint will do: carry helpers of its own, then pass them to the app."""
+    from microweb.templating import TemplateHelpers
+
+    class Collector(TemplateHelpers):
+        def __init__(self) -> None:
+            self.init_template_helpers()
+
+    part = Collector()
+
+    @part.template_filter()
+    def stars(value: str) -> str:
+        return f"*{value}*"
+
+    @part.context_processor
+    def inject(request: Request) -> dict[str, Any]:
+        return {"section": "blog"}
+
+    app = make_app(tmp_path, {"p.html": "{{ 'x'|stars }} {{ section }}"})
+    for name, func in part.template_filters.items():
+        app.add_template_filter(func, name)
+    for func in part.context_processors:
+        app.add_context_processor(func)
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return request.render_template("p.html")
+
+    assert app.test_client().get("/").text == "*x* blog"
