@@ -2,21 +2,26 @@
 the server calls for every request."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import traceback
-from typing import Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
+from .config import Config, default_config
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 from .http.bodies import BodySource
 from .http.encode import encode_simple_head, internal_error_response, reason_phrase
 from .http.values import parse_quality_list
 from .multipart import FormLimits
 from .requests import Request
-from .responses import Response, json_dumps, json_response, redirect
+from .responses import Response, json_response, make_json_dumps, redirect
 from .routing import Router, OptionsAllowed
-from .templating import Templates
+from .templating import TemplateHelpers, Templates, call_context_processor
 from .wsgi import call_app as call_wsgi
+
+if TYPE_CHECKING:
+    from .sessions import SessionInterface
 
 __all__ = ["App"]
 
@@ -37,11 +42,12 @@ def _resolve_folder(folder: str | os.PathLike[str] | None) -> str | None:
     return os.path.abspath(os.fspath(folder))
 
 
-class App:
+class App(TemplateHelpers):
     """A microweb application.
 
-    ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False)``;
-    relative folders are resolved against the working directory when the App is made.
+    ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False,
+    websocket_origins=None)``; relative folders are resolved against the working directory when
+    the App is made. Settings live in ``app.config`` (docs/sessions.md lists the keys).
     """
 
     #: The class the server's parser builds for this app's requests.
@@ -53,15 +59,21 @@ class App:
         static_folder: str | os.PathLike[str] | None = "static",
         static_url_path: str = "",
         debug: bool = False,
+        websocket_origins: Iterable[str] | None = None,
     ) -> None:
         self.router = Router()
+        # Origins allowed to open this app's websockets (None: any; a route's origins= wins).
+        self.websocket_origins: list[str] | None = list(websocket_origins) if websocket_origins is not None else None
         self.template_folder = _resolve_folder(template_folder)
         self.static_folder = _resolve_folder(static_folder)
         self.static_url_path = static_url_path.rstrip("/")
         self.before_request_funcs: list[Callable[[Request], Any]] = []
         self.after_request_funcs: list[Callable[[Request, Response], Response]] = []
         self.error_handlers: dict[int | type[BaseException], Callable[[Request, Any], Any]] = {}
-        self.templates = Templates(self.template_folder, auto_reload=debug, globals={"url_for": self.url_for})
+        self.config = Config(default_config())
+        self.init_template_helpers()
+        self.templates = Templates(self.template_folder, auto_reload=debug,
+                                   globals={"url_for": self.url_for, "config": self.config})
         self.debug = debug
         self.form_limits = FormLimits()  # multipart/urlencoded limits (see multipart.py)
         self.static: Any = None  # the static-file resolver, made on first use (see static.py)
@@ -69,6 +81,71 @@ class App:
         # Paths that no route matched and the static folder answered (bounded; cleared when
         # a route is added): ``handle`` sends their unchanged files without asking the router.
         self._static_paths: set[str] = set()
+        #: ``request.json`` parses with this (``functools.partial(json.loads, parse_float=Decimal)``...).
+        self.json_loads: Callable[..., Any] = json.loads
+        self._json_default: Callable[[Any], Any] | None = None
+        self._session_interface: SessionInterface | None = None
+        # What the hot path needs of the config, kept up to date by ``_config_changed``.
+        self._csrf_protect = False
+        self._csrf_methods: frozenset[str] = frozenset()
+        self._check_csrf: Callable[..., None] | None = None
+        self.json_dumps: Callable[[Any], str] = make_json_dumps()
+        self.config.watch(self._config_changed)
+
+    # -- configuration ----------------------------------------------------------
+
+    def _config_changed(self, key: str) -> None:
+        if key == "CSRF_PROTECT":
+            if self.config.get("CSRF_PROTECT") and self._check_csrf is None:
+                from .csrf import UNSAFE_METHODS, check_request  # only apps that turn it on import it
+
+                self._check_csrf, self._csrf_methods = check_request, UNSAFE_METHODS
+            self._csrf_protect = bool(self.config.get("CSRF_PROTECT"))
+        elif key in ("JSON_SORT_KEYS", "JSON_ENSURE_ASCII"):
+            self._build_json()
+
+    def _build_json(self) -> None:
+        self.json_dumps = make_json_dumps(self._json_default, bool(self.config.get("JSON_SORT_KEYS")),
+                                          bool(self.config.get("JSON_ENSURE_ASCII")))
+
+    @property
+    def json_default(self) -> Callable[[Any], Any] | None:
+        """``func(value)`` for values JSON does not know, tried before the built-in ones
+        (datetime, UUID, Decimal, dataclasses, Enum, sets); raise ``TypeError`` to pass."""
+        return self._json_default
+
+    @json_default.setter
+    def json_default(self, func: Callable[[Any], Any] | None) -> None:
+        self._json_default = func
+        self._build_json()
+
+    @property
+    def secret_key(self) -> str | bytes | None:
+        """``app.config["SECRET_KEY"]``: signs the session cookie."""
+        return self.config.get("SECRET_KEY")  # type: ignore[no-any-return]
+
+    @secret_key.setter
+    def secret_key(self, value: str | bytes | None) -> None:
+        self.config["SECRET_KEY"] = value
+
+    @property
+    def session_interface(self) -> SessionInterface:
+        """Opens and saves ``request.session``: a signed cookie (``CookieSessionInterface``)
+        unless you assign your own ``SessionInterface``."""
+        if self._session_interface is None:
+            from .sessions import CookieSessionInterface
+
+            self._session_interface = CookieSessionInterface()
+        return self._session_interface
+
+    @session_interface.setter
+    def session_interface(self, value: SessionInterface) -> None:
+        self._session_interface = value
+
+    def add_template_helper(self, kind: str, func: Any, name: str | None = None) -> str:
+        key = super().add_template_helper(kind, func, name)
+        self.templates.add(kind, key, func)
+        return key
 
     @property
     def debug(self) -> bool:
@@ -82,34 +159,58 @@ class App:
 
     # -- registration ---------------------------------------------------------
 
-    def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None) -> Callable[[F], F]:
-        """Register the decorated function for ``path`` (``GET`` unless ``methods`` says otherwise)."""
+    def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None,
+              csrf: bool = True) -> Callable[[F], F]:
+        """Register the decorated function for ``path`` (``GET`` unless ``methods`` says otherwise).
+
+        ``csrf=False``: this route's POST/PUT/PATCH/DELETE need no CSRF token even when
+        ``config["CSRF_PROTECT"]`` is on (a JSON API authenticated otherwise).
+        """
 
         def decorator(func: F) -> F:
-            self.add_route(path, func, methods, name)
+            self.add_route(path, func, methods, name, csrf)
             return func
 
         return decorator
 
     def add_route(self, path: str, handler: Handler, methods: Iterable[str] | None = None,
-                  name: str | None = None) -> None:
+                  name: str | None = None, csrf: bool = True) -> None:
         self._static_paths.clear()  # a new route may now match a path the static folder answered
-        self.router.add(path, list(methods) if methods is not None else None, handler, name)
+        route = self.router.add(path, list(methods) if methods is not None else None, handler, name)
+        route.csrf = csrf
 
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
         return self.route(path, ["GET"], name)
 
-    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["POST"], name)
+    def post(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        return self.route(path, ["POST"], name, csrf)
 
-    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PUT"], name)
+    def put(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], name, csrf)
 
-    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PATCH"], name)
+    def patch(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], name, csrf)
 
-    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["DELETE"], name)
+    def delete(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], name, csrf)
+
+    def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
+                  name: str | None = None) -> Callable[[F], F]:
+        """Register ``handler(request, ws, **path_params)`` for WebSocket connections to ``path``.
+
+        ``origins``: the ``Origin`` values allowed to connect (else ``App(websocket_origins=...)``;
+        a browser's handshake from elsewhere gets 403). ``subprotocols``: the ones this route
+        speaks, matched against the client's ``Sec-WebSocket-Protocol`` (``ws.subprotocol``).
+        See ``microweb/websocket.py`` and docs/websockets.md.
+        """
+        from .websocket import WebSocketRoute
+
+        def decorator(func: F) -> F:
+            route = WebSocketRoute(self, func, origins, subprotocols)
+            self.add_route(path, route, ["GET"], name or getattr(func, "__name__", None))
+            return func
+
+        return decorator
 
     def before_request(self, func: F) -> F:
         """``func(request)`` runs before every handler; a non-None return short-circuits."""
@@ -164,13 +265,35 @@ class App:
         return path + "?" + urlencode(params, doseq=True) if params else path
 
     def render_template(self, name: str | list[str], /, **context: Any) -> str:
-        """Render the template ``name`` with ``context``; ``url_for`` is always there.
+        """Render the template ``name`` with ``context``; ``url_for`` and ``config`` are always there.
 
         Pass ``request=request`` to make the request available in the template (or call
         ``request.render_template(name, **context)``, which does that for you): there is no
-        global current request.
+        global current request. With the request, the template also gets ``session``,
+        ``get_flashed_messages``, ``csrf_token`` and what the context processors return.
         """
+        request = context.get("request")
+        if request is not None:
+            context = self.request_context(request, context)
         return self.templates.render(name, context)
+
+    def request_context(self, request: Request, context: dict[str, Any]) -> dict[str, Any]:
+        """The context of a render with ``request``: the request's helpers, then the context
+        processors' values, then ``context`` (which wins)."""
+        from .sessions import TemplateSession
+
+        values: dict[str, Any] = {
+            "request": request,
+            "session": TemplateSession(request),
+            "get_flashed_messages": request.get_flashed_messages,
+            "csrf_token": request.csrf_token,
+        }
+        for func in self.context_processors:
+            extra = call_context_processor(func, request)
+            if extra:
+                values.update(extra)
+        values.update(context)
+        return values
 
     # -- dispatch -------------------------------------------------------------
 
@@ -180,7 +303,7 @@ class App:
         try:
             table = self._literal.get(request.path)
             route = table.get(request.method) if table is not None else None
-            if route is None or self.before_request_funcs:
+            if route is None or self.before_request_funcs or self._csrf_protect:
                 if (route is None and request.path in self._static_paths and not self.before_request_funcs
                         and not self.after_request_funcs):
                     # A path no route matches that the static folder served before: skip the
@@ -191,13 +314,13 @@ class App:
                 rv = self._dispatch(request)
             else:
                 rv = route.handler(request)
-            if not self.after_request_funcs:
+            if not self.after_request_funcs and request._session is None:  # the session untouched
                 kind = type(rv)
                 if kind is str:
                     body = rv.encode("utf-8")
                     content_type = _HTML
                 elif kind is dict or kind is list:
-                    body = json_dumps(rv).encode("utf-8")
+                    body = self.json_dumps(rv).encode("utf-8")
                     content_type = _JSON
                 else:
                     body = None
@@ -208,9 +331,22 @@ class App:
             response = self.make_response(rv)
             for func in self.after_request_funcs:
                 response = func(request, response)
+            if request._session is not None:
+                self.save_session(request, response)
             return response.encode(request)
         except Exception as exc:
             return self._handle_exception(request, exc)
+
+    def save_session(self, request: Request, response: Response) -> None:
+        """Save ``request.session`` into ``response`` (when the request used it)."""
+        session = request._session
+        if session is None:
+            return
+        try:
+            self.session_interface.save_session(self, request, session, response)
+        except BaseException:
+            request._session = None  # the error page must not try again
+            raise
 
     def _dispatch(self, request: Request) -> Any:
         for func in self.before_request_funcs:
@@ -233,6 +369,12 @@ class App:
         except RequestRedirect as exc:
             return redirect(_redirect_location(exc.location, request.query_string), 308)
         request.path_params = params
+        if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
+            config = self.config
+            check = self._check_csrf
+            assert check is not None
+            check(request, config.get("CSRF_FIELD_NAME") or "csrf_token",
+                  config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
         return route.handler(request, **params)
 
     def static_response(self, request: Request) -> Response | None:
@@ -258,7 +400,7 @@ class App:
         if isinstance(rv, (bytes, bytearray)):
             return Response(bytes(rv), content_type="text/html; charset=utf-8")
         if isinstance(rv, (dict, list)):
-            return json_response(rv)
+            return json_response(rv, dumps=self.json_dumps)
         if isinstance(rv, tuple):
             return self._tuple_response(rv)
         if rv is None:
@@ -286,6 +428,8 @@ class App:
             response = self.exception_response(request, exc)
             for func in self.after_request_funcs:
                 response = func(request, response)
+            if request._session is not None:
+                self.save_session(request, response)
             return response.encode(request)
         except Exception:
             log.exception("error while handling an error for %s %s", request.method, request.path)
@@ -329,12 +473,14 @@ class App:
         """The default error page: JSON for clients that prefer it, else the ``<status>.html`` template."""
         error = reason_phrase(status)
         if _prefers_json(request.headers.get("accept", "")):
-            response = json_response({"status": status, "error": error, "description": description}, status)
+            response = json_response({"status": status, "error": error, "description": description}, status,
+                                     self.json_dumps)
         else:
             context = {"status": status, "error": error, "description": description, "request": request,
                        "path": request.path, "traceback": traceback_text}
             try:
-                html = self.templates.render_first([f"{status}.html", "error.html"], context)
+                html = self.templates.render_first([f"{status}.html", "error.html"],
+                                                   self.request_context(request, context))
             except Exception:
                 log.exception("could not render the error page for %s", status)
                 html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
