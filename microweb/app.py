@@ -329,7 +329,10 @@ class App:
         """The default error page: JSON for clients that prefer it, else the ``<status>.html`` template."""
         error = reason_phrase(status)
         if _prefers_json(request.headers.get("accept", "")):
-            response = json_response({"status": status, "error": error, "description": description}, status)
+            body: dict[str, Any] = {"status": status, "error": error, "description": description}
+            if traceback_text is not None:  # debug mode only
+                body["traceback"] = traceback_text
+            response = json_response(body, status)
         else:
             context = {"status": status, "error": error, "description": description, "request": request,
                        "path": request.path, "traceback": traceback_text}
@@ -383,7 +386,11 @@ class App:
         return ", ".join(parts)
 
     def test_client(self, **kwargs: Any) -> Any:
-        """An ``httpx.Client`` that runs requests through this app in memory (no socket)."""
+        """An ``httpx.Client`` that runs requests through this app in memory (no socket).
+
+        It needs httpx (``pip install 'microweb[testing]'``); without it this raises an
+        ``ImportError`` that says so.
+        """
         from .testing import test_client
 
         return test_client(self, **kwargs)

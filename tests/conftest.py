@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -115,3 +117,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def copy_checkout(dest: Path) -> None:
+    """Copy the checkout to ``dest`` as a fresh clone would hold it: the files git tracks, plus new
+    files it does not ignore, as they are in the working tree (no .venv, build output or caches)."""
+    listed = subprocess.run(["git", "-C", REPO_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, timeout=60)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: nothing to copy as a clone")
+    for name in listed.stdout.decode().split("\0"):
+        source = Path(REPO_ROOT, name)
+        if name and source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)

@@ -8,8 +8,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 from microweb import App, Request
 from microweb.http.bodies import PushStream
 from microweb.http.encode import LAST_CHUNK, encode_chunk

@@ -208,7 +208,7 @@ def test_app_run_with_workers(tmp_path: Path) -> None:
     from conftest import REPO_ROOT
 
     script = tmp_path / "runw.py"
-    script.write_text(APP + textwrap.dedent(f"""
+    script.write_text(APP + textwrap.dedent("""
         import sys
         app.run(port=int(sys.argv[1]), workers=2)
     """))
