@@ -19,6 +19,10 @@ from microweb.server.reactor import Server
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# pytest has read it by now; a pytest that a test starts (the scaffold's own tests) must not
+# inherit this run's selection of files (tests/test_setup.py narrows a nested run with it).
+os.environ.pop("PYTEST_ADDOPTS", None)
+
 
 class LiveServer:
     """A ``Server`` running in a background thread on 127.0.0.1, port chosen by the OS."""

@@ -63,19 +63,22 @@ def screenshot(url: str, path: str, size: str = "1280,900") -> None:
 
 def main() -> int:
     os.makedirs(OUT, exist_ok=True)
+    demo, demo_port = start("run", os.path.join(ROOT, "examples", "demo.py"))
+    try:  # the demo first: the docs' home page shows its screenshot
+        screenshot(f"http://127.0.0.1:{demo_port}/", os.path.join(OUT, "demo.png"), size="1024,400")
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(30)
     with tempfile.TemporaryDirectory() as tmp:
         site = os.path.join(tmp, "site")
         subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", site],
-                       cwd=ROOT, check=True, timeout=300)
-        servers = [start("serve", site), start("run", os.path.join(ROOT, "examples", "demo.py"))]
+                       cwd=ROOT, check=True, timeout=300, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+        docs, docs_port = start("serve", site)
         try:
-            (_, docs_port), (_, demo_port) = servers
             screenshot(f"http://127.0.0.1:{docs_port}/", os.path.join(OUT, "docs-home.png"))
-            screenshot(f"http://127.0.0.1:{demo_port}/", os.path.join(OUT, "demo.png"))
         finally:
-            for proc, _ in servers:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(30)
+            docs.send_signal(signal.SIGINT)
+            docs.wait(30)
     return 0
 
 
