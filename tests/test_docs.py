@@ -217,3 +217,28 @@ def test_docs_site_builds_strict(tmp_path: Path) -> None:
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     assert "microweb.App" in api and "Register the decorated function" in api  # docstrings made it
     assert "EventStreamResponse" in api and "download_name" in api
+
+
+def test_docs_nav_takes_pages_added_later(tmp_path: Path) -> None:
+    """Pages that other work adds (sessions, websockets, anything new) join the nav by their file alone."""
+    pytest.importorskip("mkdocs", reason="the docs build needs the docs extra (in the test extra): mkdocs")
+    pytest.importorskip("material", reason="the docs build needs mkdocs-material (the docs extra)")
+    pytest.importorskip("mkdocstrings", reason="the docs build needs mkdocstrings (the docs extra)")
+    import shutil
+
+    for name in ("docs", "tools", "microweb"):
+        shutil.copytree(Path(REPO_ROOT, name), tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(Path(REPO_ROOT, "mkdocs.yml"), tmp_path / "mkdocs.yml")
+    (tmp_path / "docs" / "sessions.md").write_text("# Sessions and state\n\nSigned cookies.\n")
+    (tmp_path / "docs" / "zeta.md").write_text("# Zeta, a page nobody listed\n\nSee [routing](routing.md).\n")
+    for page in ("websockets.md", "conformance.md"):
+        (tmp_path / "docs" / page).unlink(missing_ok=True)  # listed in mkdocs.yml, not there: left out
+    site = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert 'href="sessions/"' in home and 'href="zeta/"' in home and "More" in home
+    assert home.index('href="templates/"') < home.index('href="sessions/"') < home.index('href="static/"')
+    assert 'href="websockets/"' not in home
