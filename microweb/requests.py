@@ -8,7 +8,7 @@ from urllib.parse import unquote_plus
 from .datastructures import MultiDict
 from .errors import HTTPError
 from .http.datastructures import Headers
-from .http.request import HTTPRequest
+from .http.request import HTTPRequest, split_target
 from .http.values import parse_cookie_header, parse_options_header
 
 __all__ = ["Headers", "MultiDict", "Request", "parse_query"]
@@ -33,75 +33,64 @@ def parse_query(query: str) -> MultiDict:
 class Request(HTTPRequest):
     """One HTTP request. Everything past the request line is parsed on first use.
 
-    The parser builds it (``HTTPRequest``'s constructor); what this class adds lives in
-    slots filled on first use, so a handler that never reads ``request.form`` pays
-    nothing for it, and building a request costs no more than the protocol's own.
+    The parser builds it with ``HTTPRequest``'s arguments; what this class adds starts
+    empty (``None``) and is filled on first use, so a handler that never reads
+    ``request.form`` pays nothing for it.
     """
 
-    __slots__ = ("_app", "_environ", "_path_params", "_args", "_cookies", "_json", "_form", "_files")
-    _app: Any
-    _environ: dict[str, Any] | None
-    _path_params: dict[str, Any]
-    _args: MultiDict
-    _cookies: dict[str, str]
-    _json: Any
-    _form: MultiDict
-    _files: MultiDict
+    __slots__ = ("app", "environ", "path_params", "_args", "_cookies", "_json", "_form", "_files")
 
-    @property
-    def app(self) -> Any:
-        """The ``App`` handling this request (None outside ``App.handle``)."""
-        try:
-            return self._app
-        except AttributeError:
-            return None
-
-    @app.setter
-    def app(self, value: Any) -> None:
-        self._app = value
-
-    @property
-    def environ(self) -> dict[str, Any] | None:
-        """The WSGI environ, when this request came through WSGI (either way); else None."""
-        try:
-            return self._environ
-        except AttributeError:
-            return None
-
-    @environ.setter
-    def environ(self, value: dict[str, Any] | None) -> None:
-        self._environ = value
-
-    @property
-    def path_params(self) -> dict[str, Any]:
-        """The converted path parameters of the matched route: ``{"item_id": 7}``."""
-        try:
-            return self._path_params
-        except AttributeError:
-            params: dict[str, Any] = {}
-            self._path_params = params
-            return params
-
-    @path_params.setter
-    def path_params(self, value: dict[str, Any]) -> None:
-        self._path_params = value
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        http_version: str,
+        headers: Headers,
+        keep_alive: bool = True,
+        remote_addr: str = "",
+        scheme: str = "http",
+        body: bytes = b"",
+    ) -> None:
+        # HTTPRequest.__init__, written out: this runs for every request, and calling it costs
+        # about 3% of a hello-world request (callgrind). tests/test_requests.py checks that both
+        # constructors give the same fields.
+        self.method = method
+        self.target = target
+        if target[:1] == "/" and "?" not in target and "%" not in target:
+            self.path = target
+            self.query_string = ""
+        else:
+            self.path, self.query_string = split_target(target)
+        self.http_version = http_version
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.remote_addr = remote_addr
+        self.scheme = scheme
+        self._host = None
+        self.app: Any = None  # the App handling this request (set by App.handle)
+        self.environ: dict[str, Any] | None = None  # the WSGI environ, when it came through WSGI
+        self.path_params: dict[str, Any] = {}  # the converted parameters of the matched route
+        self._args: MultiDict | None = None
+        self._cookies: dict[str, str] | None = None
+        self._json: Any = _UNSET
+        self._form: MultiDict | None = None
+        self._files: MultiDict | None = None
 
     @property
     def args(self) -> MultiDict:
         """The query string parsed into a multi-dict."""
-        try:
-            return self._args
-        except AttributeError:
-            self._args = args = parse_query(self.query_string)
-            return args
+        args = self._args
+        if args is None:
+            args = self._args = parse_query(self.query_string)
+        return args
 
     @property
     def cookies(self) -> dict[str, str]:
-        try:
-            return self._cookies
-        except AttributeError:
-            self._cookies = cookies = parse_cookie_header(self.headers.get("cookie", ""))
-            return cookies
+        cookies = self._cookies
+        if cookies is None:
+            cookies = self._cookies = parse_cookie_header(self.headers.get("cookie", ""))
+        return cookies
 
     @property
     def text(self) -> str:
@@ -114,10 +103,8 @@ class Request(HTTPRequest):
     @property
     def json(self) -> Any:
         """The body parsed as JSON; invalid JSON raises a 400 ``HTTPError``."""
-        try:
+        if self._json is not _UNSET:
             return self._json
-        except AttributeError:
-            pass
         if not self.body:
             value = None
         else:
@@ -130,19 +117,15 @@ class Request(HTTPRequest):
 
     @property
     def form(self) -> MultiDict:
-        try:
-            return self._form
-        except AttributeError:
+        if self._form is None:
             self._parse_form()
-            return self._form
+        return self._form  # type: ignore[return-value]
 
     @property
     def files(self) -> MultiDict:
-        try:
-            return self._files
-        except AttributeError:
+        if self._files is None:
             self._parse_form()
-            return self._files
+        return self._files  # type: ignore[return-value]
 
     def _parse_form(self) -> None:
         from .forms import parse_form  # on first use: most requests carry no form
@@ -160,3 +143,6 @@ class Request(HTTPRequest):
         if self.app is None:
             raise RuntimeError("this request is not being handled by an App")
         return self.app.url_for(endpoint, _external=_external, _request=self, **params)  # type: ignore[no-any-return]
+
+
+_UNSET: Any = object()  # request.json not parsed yet (None is a valid JSON value)

@@ -45,7 +45,8 @@ from urllib.parse import quote
 from .errors import MethodNotAllowed, NotFound
 from .http.bodies import BodySource, FileBody, StreamBody
 from .http.datastructures import MutableHeaders
-from .http.encode import encode_block_head, encode_head
+from .http.encode import (DATE, END_CLOSE, END_PERSISTENT_10, END_PERSISTENT_11, encode_block_head, encode_head,
+                           status_line)
 from .http.request import HTTPRequest
 from .http.values import (accepted_codings, coalesce_ranges, etag_matches_strong, etag_matches_weak, http_date,
                           parse_http_date, parse_ranges)
@@ -60,6 +61,7 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_RANGES = 16
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 _ALLOWED = ["GET", "HEAD"]
+_STATUS_200 = status_line(200)
 _CONDITIONAL = frozenset({"if-none-match", "if-modified-since", "range", "if-match", "if-unmodified-since"})
 _READ_STEP = 65536
 # Files compressed on disk (``x.tar.gz``) are served as what they are, not as ``Content-Encoding``.
@@ -187,12 +189,15 @@ class StaticResponse(FileResponse):
         http11_ = request.http_version == "HTTP/1.1"
         length = self.length
         if self.extra is None and self.status == 200 and self._headers is None:
-            # The hot path: the entry's ready header block (Content-Length included).
+            # The hot path: the shared pieces of http/encode.py (status line, Date, the end of
+            # the head with its Connection line) around the entry's ready header block, joined
+            # here without a call: what encode_block_head does.
             entry = self.entry
+            end = (END_PERSISTENT_11 if http11_ else END_PERSISTENT_10) if keep_alive else END_CLOSE
             body = entry.body
             if body is not None and request.method != "HEAD":
-                return encode_block_head(200, entry.tail, keep_alive, http11_, body)
-            head = encode_block_head(200, entry.tail, keep_alive, http11_)
+                return b"".join((_STATUS_200, DATE.lines, entry.tail, end, body))
+            head = b"".join((_STATUS_200, DATE.lines, entry.tail, end))
         elif self._headers is None:
             # The common case: the entry's ready header block, the extra fields, the length.
             extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in self.extra) if self.extra else b""
@@ -329,7 +334,7 @@ class StaticFiles:
         entry = target.entry
         method = request.method
         if entry is None or (method != "GET" and method != "HEAD") \
-                or request.headers.has_any(_CONDITIONAL):
+                or not _CONDITIONAL.isdisjoint(request.headers.by_name):
             return None
         try:
             st = os.stat(target.real)
@@ -515,7 +520,7 @@ class StaticFiles:
         if entry is None:
             self._resolved.pop(request.path, None)
             return None
-        if not headers.has_any(_CONDITIONAL):
+        if _CONDITIONAL.isdisjoint(headers.by_name):
             return StaticResponse(entry)
         return self._conditional(request, entry)
 

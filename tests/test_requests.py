@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from microweb import App, HTTPError, Headers, MultiDict, Request
+from microweb.requests import _UNSET
 from tests.conftest import read_response
 
 
@@ -85,9 +86,8 @@ def test_parsing_is_lazy() -> None:
                                                                 "cookie": "a=1"})
     assert r.text == "ok"
     request = seen[0]
-    for cache in ("_form", "_files", "_args", "_cookies", "_json"):  # filled on first use only
-        assert not hasattr(request, cache), cache
-    assert request.body == body
+    assert request._form is None and request._files is None and request._args is None
+    assert request._cookies is None and request._json is _UNSET and request.body == body
 
 
 def test_invalid_json_is_400_and_keeps_the_connection(live_server) -> None:  # type: ignore[no-untyped-def]
@@ -140,3 +140,16 @@ def test_url_of_an_absolute_form_target() -> None:
     r = req("http://example.com:8080/a%20b?x=1")
     assert (r.path, r.query_string) == ("/a b", "x=1")
     assert r.url == "https://example.com:8080/a%20b?x=1"
+
+
+@pytest.mark.parametrize("target", ["/", "/a/b", "/a?x=1", "/%41b?c=%20", "http://h:8/p?q", "*", "/?"])
+def test_request_builds_the_same_protocol_fields_as_httprequest(target: str) -> None:
+    """``Request.__init__`` writes out ``HTTPRequest.__init__`` for speed: they must agree."""
+    from microweb.http.request import HTTPRequest
+
+    args = ("POST", target, "HTTP/1.0", Headers([("Host", "h")]), False, "10.0.0.1", "https", b"body")
+    ours, base = Request(*args), HTTPRequest(*args)
+    for name in HTTPRequest.__slots__:
+        if name != "__weakref__":
+            assert getattr(ours, name) == getattr(base, name), name
+    assert (ours.host, ours.url) == (base.host, base.url)

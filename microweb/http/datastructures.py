@@ -10,10 +10,12 @@ class Headers:
     """A case-insensitive multi-dict of header fields, in the order they came.
 
     ``get`` and ``[]`` give the values of a repeated field joined with ``", "``
-    (``"; "`` for ``Cookie``); ``getlist`` gives them one by one.
+    (``"; "`` for ``Cookie``); ``getlist`` gives them one by one. ``by_name`` maps each
+    lowercased name to its values (read it, never change it): a set operation on its keys
+    is the cheapest way for a hot path to ask whether any of several fields is present.
     """
 
-    __slots__ = ("_items", "_index")
+    __slots__ = ("_items", "by_name")
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] | None = None) -> None:
         if items is None:
@@ -31,10 +33,10 @@ class Headers:
                 index[key] = [value]
             else:
                 values.append(value)
-        self._index = index
+        self.by_name = index
 
     def get(self, name: str, default: Any = None) -> Any:
-        values = self._index.get(name.lower())
+        values = self.by_name.get(name.lower())
         if values is None:
             return default
         if len(values) == 1:
@@ -42,11 +44,7 @@ class Headers:
         return ("; " if name.lower() == "cookie" else ", ").join(values)
 
     def getlist(self, name: str) -> list[str]:
-        return list(self._index.get(name.lower(), ()))
-
-    def has_any(self, lowercase_names: frozenset[str]) -> bool:
-        """Whether any of ``lowercase_names`` is present (one set operation, for hot paths)."""
-        return not lowercase_names.isdisjoint(self._index)
+        return list(self.by_name.get(name.lower(), ()))
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -55,7 +53,7 @@ class Headers:
         return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self.by_name
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._items)
@@ -92,11 +90,11 @@ class MutableHeaders(Headers):
 
     def add(self, name: str, value: str) -> None:
         self._items.append((name, str(value)))
-        self._index.setdefault(name.lower(), []).append(str(value))
+        self.by_name.setdefault(name.lower(), []).append(str(value))
 
     def pop(self, name: str, default: Any = None) -> Any:
         key = name.lower()
-        values = self._index.pop(key, None)
+        values = self.by_name.pop(key, None)
         if values is None:
             return default
         self._items = [(k, v) for k, v in self._items if k.lower() != key]

@@ -18,7 +18,8 @@ from typing import Iterable
 from .values import http_date
 
 __all__ = [
-    "reason_phrase", "status_line", "refresh_date", "connection_line", "encode_head", "encode_simple_head",
+    "reason_phrase", "status_line", "refresh_date", "DATE", "HEAD_ENDS", "END_CLOSE", "END_PERSISTENT_10",
+    "END_PERSISTENT_11", "head_end", "connection_line", "encode_head", "encode_simple_head",
     "encode_block_head", "encode_chunk", "error_response", "internal_error_response", "LAST_CHUNK",
     "CONTINUE_RESPONSE",
 ]
@@ -49,33 +50,55 @@ def status_line(status: int) -> bytes:
     return line
 
 
-_date_lines = b""
-_date_second = 0
+class DateLines:
+    """The current ``Server`` and ``Date`` lines, for fast paths elsewhere that join a head from
+    ready pieces (``DATE.lines``); ``refresh_date`` is the one place they are written."""
+
+    __slots__ = ("lines", "second")
+
+    def __init__(self) -> None:
+        self.lines = b""
+        self.second = 0
+
+
+DATE = DateLines()
+_date_lines = b""  # the same bytes as DATE.lines, read as a global by the functions below
 
 
 def refresh_date(now: float | None = None) -> None:
     """Recompute the cached ``Server`` and ``Date`` lines (call about once a second)."""
-    global _date_lines, _date_second
+    global _date_lines
     if now is None:
         now = time.time()
     second = int(now)
-    if second != _date_second:
-        _date_second = second
-        _date_lines = b"Server: microweb\r\nDate: " + http_date(second).encode("ascii") + b"\r\n"
+    if second != DATE.second:
+        DATE.second = second
+        DATE.lines = _date_lines = b"Server: microweb\r\nDate: " + http_date(second).encode("ascii") + b"\r\n"
 
 
 refresh_date()
 
-_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
-_CLOSE = b"Connection: close\r\n"
+# The Connection field a response needs (RFC 9112 9.3), indexed by keep_alive + 2 * http11:
+# ``close`` when the connection ends, none for a persistent HTTP/1.1 connection, and
+# ``keep-alive`` for a persistent HTTP/1.0 one. A tuple index: the hot paths read it inline.
+_CONNECTION_LINES = (b"Connection: close\r\n", b"Connection: keep-alive\r\n", b"Connection: close\r\n", b"")
+
+
+#: The same, with the CRLF that ends the head: what follows the last field of a head. Hot paths
+#: pick one with branches, which CPython runs faster than the index arithmetic:
+#: ``(END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE``.
+HEAD_ENDS = tuple(line + b"\r\n" for line in _CONNECTION_LINES)
+END_CLOSE, END_PERSISTENT_10, _, END_PERSISTENT_11 = HEAD_ENDS
+
+
+def head_end(keep_alive: bool, http11: bool) -> bytes:
+    """The end of a head: its ``Connection`` line (if any) and the empty line (``HEAD_ENDS``)."""
+    return (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE
 
 
 def connection_line(keep_alive: bool, http11: bool) -> bytes:
-    """The ``Connection`` field a response needs (RFC 9112 9.3): none for a persistent HTTP/1.1
-    connection, ``keep-alive`` for a persistent HTTP/1.0 one, ``close`` when it ends."""
-    if keep_alive:
-        return b"" if http11 else _KEEP_ALIVE_10
-    return _CLOSE
+    """The ``Connection`` field line a response needs (empty for persistent HTTP/1.1)."""
+    return _CONNECTION_LINES[keep_alive + 2 * http11]
 
 
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -118,14 +141,14 @@ def encode_head(
         framing = b"Transfer-Encoding: chunked\r\n" if http11 else b""
     else:
         framing = b"Content-Length: %d\r\n" % content_length
-    return b"".join((status_line(status), _date_lines, extra, framing, connection_line(keep_alive, http11), b"\r\n"))
+    return b"".join((status_line(status), _date_lines, extra, framing, (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE))
 
 
 def encode_simple_head(status: int, content_type: bytes, content_length: int, keep_alive: bool, http11: bool) -> bytes:
     """The head of a response that has only a content type and a length (the hot path)."""
-    return b"%s%sContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+    return b"%s%sContent-Type: %s\r\nContent-Length: %d\r\n%s" % (
         _STATUS_LINES.get(status) or status_line(status), _date_lines, content_type, content_length,
-        connection_line(keep_alive, http11),
+        (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE,
     )
 
 
@@ -133,7 +156,7 @@ def encode_block_head(status: int, block: bytes, keep_alive: bool, http11: bool,
     """A head from a header block already encoded and checked (``Name: value\\r\\n`` lines, framing
     included), followed by ``body``: what a cache of ready-made heads (static files) sends."""
     return b"".join((_STATUS_LINES.get(status) or status_line(status), _date_lines, block,
-                     connection_line(keep_alive, http11), b"\r\n", body))
+                     (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE, body))
 
 
 def encode_chunk(data: bytes) -> bytes:

@@ -103,9 +103,10 @@ class ChunkState(enum.IntEnum):
     TRAILERS = 3  # the trailer section after the last chunk
 
 
-# Module-level names for the hot path (a global lookup, not an attribute lookup).
-HEAD, BODY, CHUNKED, CLOSED = ParserState
-_SIZE, _DATA, _DATA_END, _TRAILERS = ChunkState
+# Module-level names for the hot path, as plain ints: CPython specializes comparisons of exact
+# ints, not of IntEnum members. ``ParserState(parser.state)`` names a state.
+HEAD, BODY, CHUNKED, CLOSED = map(int, ParserState)
+_SIZE, _DATA, _DATA_END, _TRAILERS = map(int, ChunkState)
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _FIELD_LINE = re.compile(
@@ -252,7 +253,7 @@ class RequestParser:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, remote_addr: str = "", scheme: str = "http",
                  request_class: Callable[..., HTTPRequest] = HTTPRequest) -> None:
-        self.state: ParserState = HEAD
+        self.state: int = HEAD  # a ParserState value
         self.error: ProtocolError | None = None
         # Bytes the server must send before any response (``100 Continue``).
         self.interim = b""
@@ -449,7 +450,7 @@ class RequestParser:
                 self.state = CLOSED
         return pos
 
-    def _start_body(self, request: HTTPRequest, state: ParserState) -> None:
+    def _start_body(self, request: HTTPRequest, state: int) -> None:
         self._pending = request
         self._body_parts = []
         self._body_size = 0

@@ -106,8 +106,9 @@ class Accepting(enum.IntEnum):
     BACKING_OFF = 2  # accept failed for lack of descriptors: paused until _accept_resume_at
 
 
-# Module-level names for the hot path (a global lookup, not an enum attribute lookup).
-RECEIVING_IDLE, RECEIVING_HEAD, RECEIVING_BODY = Receiving
+# Module-level names for the hot path, as plain ints (CPython specializes comparisons of exact
+# ints, not of IntEnum members); ``Receiving(conn.receiving)`` names one.
+RECEIVING_IDLE, RECEIVING_HEAD, RECEIVING_BODY = map(int, Receiving)
 
 
 class Connection:

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+
 from microweb import App, Request
 from microweb.http.bodies import PushStream
 from microweb.http.encode import LAST_CHUNK, encode_chunk
