@@ -93,22 +93,28 @@ class App:
 
     def add_route(self, path: str, handler: Handler, methods: Iterable[str] | None = None,
                   name: str | None = None) -> None:
+        """Register ``handler`` for ``path`` without a decorator (what ``route`` calls)."""
         self._static_paths.clear()  # a new route may now match a path the static folder answered
         self.router.add(path, list(methods) if methods is not None else None, handler, name)
 
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["GET"], name=name)``."""
         return self.route(path, ["GET"], name)
 
     def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["POST"], name=name)``."""
         return self.route(path, ["POST"], name)
 
     def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["PUT"], name=name)``."""
         return self.route(path, ["PUT"], name)
 
     def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["PATCH"], name=name)``."""
         return self.route(path, ["PATCH"], name)
 
     def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["DELETE"], name=name)``."""
         return self.route(path, ["DELETE"], name)
 
     def before_request(self, func: F) -> F:
