@@ -136,3 +136,13 @@ def copy_checkout(dest: Path) -> None:
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+
+
+def need(module: str, why: str) -> Any:
+    """Import ``module`` for a test: skipped with ``why`` when it is missing, but in CI (``CI=true``,
+    where ``.ci/run`` installs the test extra) a missing module fails the test instead."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        import importlib
+
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=why)

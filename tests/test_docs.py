@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, need
 from microweb.cli import UsageError, build_parser
 
 DOCS = Path(REPO_ROOT, "docs")
@@ -190,6 +190,11 @@ def test_the_command_checker_catches_a_wrong_flag() -> None:
 # -- links and the site ------------------------------------------------------------------------
 
 
+def need_docs_tools() -> None:
+    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
+        need(module, f"the docs build needs {module}: pip install -e '.[docs]' (the test extra has it)")
+
+
 def test_readme_links_resolve() -> None:
     text = Path(REPO_ROOT, "README.md").read_text(encoding="utf-8")
     links = re.findall(r"\]\(([^)\s]+)\)", text)
@@ -200,9 +205,7 @@ def test_readme_links_resolve() -> None:
 
 
 def test_docs_site_builds_strict(tmp_path: Path) -> None:
-    pytest.importorskip("mkdocs", reason="the docs build needs the docs extra (in the test extra): mkdocs")
-    pytest.importorskip("material", reason="the docs build needs mkdocs-material (the docs extra)")
-    pytest.importorskip("mkdocstrings", reason="the docs build needs mkdocstrings (the docs extra)")
+    need_docs_tools()
     site = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
                        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
@@ -221,9 +224,7 @@ def test_docs_site_builds_strict(tmp_path: Path) -> None:
 
 def test_docs_nav_takes_pages_added_later(tmp_path: Path) -> None:
     """Pages that other work adds (sessions, websockets, anything new) join the nav by their file alone."""
-    pytest.importorskip("mkdocs", reason="the docs build needs the docs extra (in the test extra): mkdocs")
-    pytest.importorskip("material", reason="the docs build needs mkdocs-material (the docs extra)")
-    pytest.importorskip("mkdocstrings", reason="the docs build needs mkdocstrings (the docs extra)")
+    need_docs_tools()
     import shutil
 
     for name in ("docs", "tools", "microweb"):

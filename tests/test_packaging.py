@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 import microweb
-from conftest import REPO_ROOT, copy_checkout, free_port, wait_for_port
+from conftest import REPO_ROOT, copy_checkout, free_port, need, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def _clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sdist and wheel built from a fresh copy of the checkout (the wheel built from the sdist, as build does)."""
-    pytest.importorskip("build", reason="the packaging test needs 'build' (the test extra)")
+    need("build", "the packaging test needs 'build' (the test extra)")
     root = tmp_path_factory.mktemp("pkg")
     source = root / "src"
     copy_checkout(source)
@@ -77,7 +77,7 @@ def test_wheel_contents_and_metadata(dist: Path) -> None:
 
 
 def test_twine_check_is_clean(dist: Path) -> None:
-    pytest.importorskip("twine", reason="twine check needs twine (the test extra)")
+    need("twine", "twine check needs twine (the test extra)")
     files = [str(p) for p in dist.iterdir()]
     r = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *files], capture_output=True,
                        text=True, timeout=120)
