@@ -243,3 +243,14 @@ def test_docs_nav_takes_pages_added_later(tmp_path: Path) -> None:
     assert 'href="sessions/"' in home and 'href="zeta/"' in home and "More" in home
     assert home.index('href="templates/"') < home.index('href="sessions/"') < home.index('href="static/"')
     assert 'href="websockets/"' not in home
+
+
+def test_the_screenshots_are_checked_in() -> None:
+    """tools/screenshots.py's PNGs (headless Chromium): the built docs' home page and the demo."""
+    import struct
+
+    for name, min_width in (("docs-home.png", 1000), ("demo.png", 800)):
+        data = (DOCS / "screenshots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", name
+        width, height = struct.unpack(">II", data[16:24])
+        assert width >= min_width and height >= 300 and len(data) > 10_000, (name, width, height)
