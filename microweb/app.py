@@ -175,23 +175,29 @@ class App(TemplateHelpers):
 
     def add_route(self, path: str, handler: Handler, methods: Iterable[str] | None = None,
                   name: str | None = None, csrf: bool = True) -> None:
+        """Register ``handler`` for ``path`` without a decorator (what ``route`` calls)."""
         self._static_paths.clear()  # a new route may now match a path the static folder answered
         route = self.router.add(path, list(methods) if methods is not None else None, handler, name)
         route.csrf = csrf
 
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["GET"], name=name)``."""
         return self.route(path, ["GET"], name)
 
     def post(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["POST"], name=name, csrf=csrf)``."""
         return self.route(path, ["POST"], name, csrf)
 
     def put(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["PUT"], name=name, csrf=csrf)``."""
         return self.route(path, ["PUT"], name, csrf)
 
     def patch(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["PATCH"], name=name, csrf=csrf)``."""
         return self.route(path, ["PATCH"], name, csrf)
 
     def delete(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["DELETE"], name=name, csrf=csrf)``."""
         return self.route(path, ["DELETE"], name, csrf)
 
     def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
@@ -473,8 +479,10 @@ class App(TemplateHelpers):
         """The default error page: JSON for clients that prefer it, else the ``<status>.html`` template."""
         error = reason_phrase(status)
         if _prefers_json(request.headers.get("accept", "")):
-            response = json_response({"status": status, "error": error, "description": description}, status,
-                                     self.json_dumps)
+            body: dict[str, Any] = {"status": status, "error": error, "description": description}
+            if traceback_text is not None:  # debug mode only
+                body["traceback"] = traceback_text
+            response = json_response(body, status, self.json_dumps)
         else:
             context = {"status": status, "error": error, "description": description, "request": request,
                        "path": request.path, "traceback": traceback_text}
@@ -529,7 +537,11 @@ class App(TemplateHelpers):
         return ", ".join(parts)
 
     def test_client(self, **kwargs: Any) -> Any:
-        """An ``httpx.Client`` that runs requests through this app in memory (no socket)."""
+        """An ``httpx.Client`` that runs requests through this app in memory (no socket).
+
+        It needs httpx (``pip install 'microweb[testing]'``); without it this raises an
+        ``ImportError`` that says so.
+        """
         from .testing import test_client
 
         return test_client(self, **kwargs)

@@ -247,7 +247,13 @@ def redirect(location: str, status: int = 302) -> Response:
 
 
 class FileResponse(Response):
-    """Send a file from disk; the reactor uses ``os.sendfile`` when the socket allows it."""
+    """Send a file from disk; the reactor uses ``os.sendfile`` when the socket allows it.
+
+    The ``Content-Type`` comes from the file name unless ``content_type`` is given, and
+    ``Last-Modified`` from the file. ``download_name`` adds ``Content-Disposition:
+    attachment`` with that name (RFC 5987 ``filename*``, so any characters), which makes a
+    browser save the file instead of showing it. A file that cannot be opened is a 404.
+    """
 
     __slots__ = ("path", "download_name")
 

@@ -17,7 +17,11 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterator, Protocol
 
-import httpx
+try:
+    import httpx
+except ImportError as exc:  # plain ``pip install microweb`` does not bring the test client's dependency
+    raise ImportError("microweb's test client needs httpx: pip install 'microweb[testing]'",
+                      name=exc.name) from exc
 
 from .http.bodies import BodySource, FileBody, StreamBody
 from .http.encode import LAST_CHUNK, encode_chunk, error_response, internal_error_response
