@@ -250,13 +250,26 @@ def classify(data: bytes) -> tuple[list[tuple[str, str, str]], tuple[Outcome, Ou
     mine = outcomes[0]
     found = []
     connect = data.lstrip(b"\r\n").startswith(b"CONNECT ")
-    for peer, theirs in zip(PEERS, outcomes[1:]):
+    for peer, theirs, run in zip(PEERS, outcomes[1:], (run_h11, run_llhttp)):
         rel = relation(mine, theirs)
         if rel is not None:
             if connect and peer == "llhttp" and theirs.kind == "accept":
                 rel += " (CONNECT: the rest is a tunnel)"  # llhttp stops parsing after a CONNECT head
+            elif rel.startswith("accept, then") and _only_line_ends_differ(data, run):
+                rel += " (only CR/LF between the requests)"
             found.append((peer, microweb_label(mine), rel))
     return found, outcomes
+
+
+def _only_line_ends_differ(data: bytes, run: Any) -> bool:
+    """Whether dropping 1 to 4 trailing CR/LF bytes (between the request and the next one)
+    makes microweb and the peer agree: the disagreement is about those bytes alone."""
+    stray = len(data) - len(data.rstrip(b"\r\n"))
+    for n in range(1, min(stray, 4) + 1):
+        trimmed = data[:-n] + SENTINEL
+        if relation(run_microweb(trimmed), run(trimmed)) is None:
+            return True
+    return False
 
 
 def class_key(peer: str, mine: str, theirs: str) -> str:

@@ -95,9 +95,16 @@ JUDGED: list[Judged] = [
     Judged("leading-empty-line", r"accept", r"reject: no request line received", None,
            "RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request-line",
            b"\r\nGET / HTTP/1.1\r\n" + H + b"\r\n"),
+    Judged("line-ends-between-requests", r"accept",
+           r"accept, then other \(microweb: sentinel\) \(only CR/LF between the requests\)",
+           r"accept, then sentinel \(microweb: other\) \(only CR/LF between the requests\)",
+           "RFC 9112 2.2: a server SHOULD ignore at least one empty line before a request-line (microweb "
+           "ignores any number, h11 none); a bare CR MUST be treated as invalid (llhttp skips it)",
+           b"GET / HTTP/1.1\r\n" + H + b"\r\n\r\n"),
     # -- line endings and field lines ------------------------------------------------------------------
     Judged("bare-lf", r"reject 400 (Bare CR or LF in header section|Bare LF in request head|Malformed request line"
-                      r"|Malformed HTTP version|Malformed method|Invalid header line)", r"accept", None,
+                      r"|Malformed HTTP version|Malformed method|Invalid header line|Invalid trailer field"
+                      r"|Bare LF in trailer section)", r"accept", None,
            "RFC 9112 2.2: a recipient MAY accept a bare LF as a line terminator; a bare CR MUST be rejected",
            b"GET / HTTP/1.1\nHost: a\n\n"),
     Judged("obs-fold", r"reject 400 Obsolete line folding is not allowed", r"accept", None,
