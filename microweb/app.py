@@ -15,7 +15,7 @@ from .multipart import FormLimits
 from .requests import Request
 from .responses import Response, json_dumps, json_response
 from .routing import Router, OptionsAllowed
-from .templating import Templates
+from .templating import Templates, call_context_processor
 from .wsgi import call_app as call_wsgi
 
 __all__ = ["App"]
@@ -61,6 +61,7 @@ class App:
         self.before_request_funcs: list[Callable[[Request], Any]] = []
         self.after_request_funcs: list[Callable[[Request, Response], Response]] = []
         self.error_handlers: dict[int | type[BaseException], Callable[[Request, Any], Any]] = {}
+        self.context_processors: list[Callable[..., Any]] = []
         self.templates = Templates(self.template_folder, auto_reload=debug, globals={"url_for": self.url_for})
         self.debug = debug
         self.form_limits = FormLimits()  # multipart/urlencoded limits (see multipart.py)
@@ -130,6 +131,31 @@ class App:
 
         return decorator
 
+    def context_processor(self, func: F) -> F:
+        """``func(request) -> dict`` (or ``func() -> dict``) is merged into the context of every
+        render that has the request; values passed to the render itself win."""
+        self.context_processors.append(func)
+        return func
+
+    def template_filter(self, name: str | None = None) -> Callable[[F], F]:
+        """``@app.template_filter()``: a Jinja filter, named after the function unless ``name``."""
+        return self._template_helper("filter", name)
+
+    def template_global(self, name: str | None = None) -> Callable[[F], F]:
+        """``@app.template_global()``: a function every template can call."""
+        return self._template_helper("global", name)
+
+    def template_test(self, name: str | None = None) -> Callable[[F], F]:
+        """``@app.template_test()``: a Jinja test (``{% if value is name %}``)."""
+        return self._template_helper("test", name)
+
+    def _template_helper(self, kind: str, name: str | None) -> Callable[[F], F]:
+        def decorator(func: F) -> F:
+            self.templates.add(kind, name or func.__name__, func)
+            return func
+
+        return decorator
+
     def url_for(self, endpoint: str, _external: bool = False, _request: Request | None = None,
                 _scheme: str | None = None, _host: str | None = None, **params: Any) -> str:
         """Build the path of ``endpoint``; params not in the route become the query string.
@@ -170,6 +196,13 @@ class App:
         ``request.render_template(name, **context)``, which does that for you): there is no
         global current request.
         """
+        request = context.get("request")
+        if request is not None and self.context_processors:
+            values: dict[str, Any] = {}
+            for func in self.context_processors:
+                values.update(call_context_processor(func, request) or {})
+            values.update(context)
+            context = values
         return self.templates.render(name, context)
 
     # -- dispatch -------------------------------------------------------------

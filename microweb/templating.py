@@ -19,6 +19,8 @@ class Templates:
         self.folder = folder
         self.auto_reload = auto_reload
         self.globals = dict(globals or {})
+        self.filters: dict[str, Any] = {}
+        self.tests: dict[str, Any] = {}
         self._env: jinja2.Environment | None = None
         self._lock = threading.Lock()  # handlers may run in threads: still one Environment
 
@@ -41,8 +43,16 @@ class Templates:
                 auto_reload=self.auto_reload,
             )
             env.globals.update(self.globals)
+            env.filters.update(self.filters)
+            env.tests.update(self.tests)
             self._env = env
             return env
+
+    def add(self, kind: str, name: str, value: Any) -> None:
+        """Add a ``"filter"``, ``"global"`` or ``"test"`` (to the environment too, if it exists)."""
+        {"filter": self.filters, "global": self.globals, "test": self.tests}[kind][name] = value
+        if self._env is not None:
+            {"filter": self._env.filters, "global": self._env.globals, "test": self._env.tests}[kind][name] = value
 
     def set_auto_reload(self, value: bool) -> None:
         """Check template files for changes on every render (debug mode) or not."""
@@ -56,3 +66,15 @@ class Templates:
 
     def render_first(self, names: list[str], context: dict[str, Any]) -> str:
         return self.env.select_template(names).render(context)
+
+
+def call_context_processor(func: Any, request: Any) -> Any:
+    """``func(request)``, or ``func()`` for a processor written without parameters (as in Flask)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return func(request)
+    takes = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
+    return func(request) if takes else func()
