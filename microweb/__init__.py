@@ -7,6 +7,7 @@ this level. The public names are re-exported here.
 from __future__ import annotations
 
 from .app import App
+from .blueprints import Blueprint
 from .datastructures import MultiDict
 from .errors import HTTPError, MethodNotAllowed, NotFound, abort
 from .http.datastructures import Headers
@@ -17,6 +18,7 @@ from .responses import FileResponse, Response, redirect
 
 __all__ = [
     "App",
+    "Blueprint",
     "FileResponse",
     "FormLimits",
     "HTTPError",

@@ -1,0 +1,168 @@
+"""``Blueprint``: a group of routes, hooks, error handlers and template helpers registered on an
+app (or on another blueprint) as one piece, under a URL prefix and an endpoint-name prefix.
+
+A blueprint only records: ``route``, ``before_request`` and the rest store what they are given,
+and ``app.register_blueprint(bp, url_prefix=None)`` replays it onto the app (``App`` does the
+work; this module imports nothing from it). Endpoints become ``"<name>.<function>"`` (nested:
+``"parent.child.function"``); ``before_request``/``after_request``/``errorhandler``/
+``context_processor`` apply to the blueprint's own routes only, ``template_filter``/
+``template_global``/``template_test`` are app-wide (Jinja has no scoped filters), as in Flask.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, TypeVar
+
+from .cors import CORSPolicy
+
+__all__ = ["Blueprint"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Blueprint:
+    """``Blueprint(name, url_prefix=None, template_folder=None, static_folder=None, static_url_path=None)``.
+
+    ``static_folder`` is served at ``<url_prefix><static_url_path>/<path:filename>`` (by default
+    ``/`` + the folder's name), endpoint ``"<name>.static"``; ``template_folder`` is searched
+    after the app's own. Relative folders are resolved against the working directory when the
+    blueprint is made.
+    """
+
+    def __init__(self, name: str, url_prefix: str | None = None, template_folder: str | os.PathLike[str] | None = None,
+                 static_folder: str | os.PathLike[str] | None = None, static_url_path: str | None = None) -> None:
+        if not name or "." in name:
+            raise ValueError(f"blueprint name {name!r} must be non-empty and contain no '.'")
+        if url_prefix is not None and url_prefix and not url_prefix.startswith("/"):
+            raise ValueError(f"blueprint url_prefix {url_prefix!r} must start with '/'")
+        self.name = name
+        self.url_prefix = url_prefix
+        self.template_folder = os.path.abspath(os.fspath(template_folder)) if template_folder is not None else None
+        self.static_folder = os.path.abspath(os.fspath(static_folder)) if static_folder is not None else None
+        if static_url_path is None and self.static_folder is not None:
+            static_url_path = "/" + os.path.basename(self.static_folder.rstrip(os.sep))
+        self.static_url_path = static_url_path.rstrip("/") if static_url_path is not None else None
+        #: (rule, methods, handler, endpoint name without the blueprint's prefix)
+        self.deferred_routes: list[tuple[str, list[str] | None, Callable[..., Any], str]] = []
+        self.before_request_funcs: list[Callable[..., Any]] = []
+        self.after_request_funcs: list[Callable[..., Any]] = []
+        self.error_handlers: dict[int | type[BaseException], Callable[..., Any]] = {}
+        self.context_processors: list[Callable[..., Any]] = []
+        self.app_context_processors: list[Callable[..., Any]] = []
+        #: (kind, name or None, function): kind is "filter", "global" or "test"
+        self.template_helpers: list[tuple[str, str | None, Callable[..., Any]]] = []
+        self.cors_policy: CORSPolicy | None = None
+        self.children: list[tuple[Blueprint, str | None]] = []
+        self._seen: set[tuple[str, str]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Blueprint {self.name!r}>"
+
+    # -- routes -----------------------------------------------------------------
+
+    def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None) -> Callable[[F], F]:
+        """Record the decorated function for ``path`` under this blueprint's prefix."""
+
+        def decorator(func: F) -> F:
+            self.add_route(path, func, methods, name)
+            return func
+
+        return decorator
+
+    def add_route(self, path: str, handler: Callable[..., Any], methods: Iterable[str] | None = None,
+                  name: str | None = None) -> None:
+        if path and not path.startswith("/"):
+            raise ValueError(f"route {path!r} must start with '/'")
+        endpoint = name or str(getattr(handler, "__name__", ""))
+        if not endpoint or "." in endpoint:
+            raise ValueError(f"endpoint name {endpoint!r} must be non-empty and contain no '.'; pass name=...")
+        method_list = [m.upper() for m in methods] if methods is not None else None
+        for method in method_list or ["GET"]:
+            if (path, method) in self._seen:
+                raise ValueError(f"{method} {path} is routed twice in blueprint {self.name!r}")
+            self._seen.add((path, method))
+        self.deferred_routes.append((path, method_list, handler, endpoint))
+
+    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["GET"], name)
+
+    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["POST"], name)
+
+    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], name)
+
+    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], name)
+
+    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], name)
+
+    def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
+        """Nest ``blueprint`` in this one: its prefix and endpoint names go under this one's."""
+        if blueprint is self:
+            raise ValueError("a blueprint cannot be registered on itself")
+        self.children.append((blueprint, url_prefix))
+
+    # -- hooks, errors, CORS ----------------------------------------------------------
+
+    def before_request(self, func: F) -> F:
+        """``func(request)`` runs before this blueprint's handlers (after the app's own hooks)."""
+        self.before_request_funcs.append(func)
+        return func
+
+    def after_request(self, func: F) -> F:
+        """``func(request, response)`` runs after this blueprint's handlers (before the app's)."""
+        self.after_request_funcs.append(func)
+        return func
+
+    def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
+        """Handle errors raised in this blueprint's routes (tried before the app's handlers)."""
+
+        def decorator(func: F) -> F:
+            self.error_handlers[key] = func
+            return func
+
+        return decorator
+
+    def cors(self, origins: str | Iterable[str] = "*", methods: Iterable[str] | None = None,
+             headers: Iterable[str] | None = None, expose_headers: Iterable[str] | None = None,
+             credentials: bool = False, max_age: int | None = 600) -> CORSPolicy:
+        """CORS for this blueprint's routes (see ``microweb.cors``); wins over the app's policy."""
+        self.cors_policy = CORSPolicy(origins, methods, headers, expose_headers, credentials, max_age)
+        return self.cors_policy
+
+    # -- templates ------------------------------------------------------------------
+
+    def context_processor(self, func: F) -> F:
+        """Like ``app.context_processor``, for renders during this blueprint's requests only."""
+        self.context_processors.append(func)
+        return func
+
+    def app_context_processor(self, func: F) -> F:
+        """``app.context_processor(func)`` once the blueprint is registered."""
+        self.app_context_processors.append(func)
+        return func
+
+    def template_filter(self, name: str | None = None) -> Callable[[F], F]:
+        """``app.template_filter(name)(func)`` once the blueprint is registered (app-wide)."""
+        return self._helper("filter", name)
+
+    def template_global(self, name: str | None = None) -> Callable[[F], F]:
+        """``app.template_global(name)(func)`` once the blueprint is registered (app-wide)."""
+        return self._helper("global", name)
+
+    def template_test(self, name: str | None = None) -> Callable[[F], F]:
+        """``app.template_test(name)(func)`` once the blueprint is registered (app-wide)."""
+        return self._helper("test", name)
+
+    app_template_filter = template_filter
+    app_template_global = template_global
+    app_template_test = template_test
+
+    def _helper(self, kind: str, name: str | None) -> Callable[[F], F]:
+        def decorator(func: F) -> F:
+            self.template_helpers.append((kind, name, func))
+            return func
+
+        return decorator
