@@ -85,6 +85,7 @@ class App:
         self._pre = False  # the full dispatch: before hooks, blueprints, mounts or CORS
         self._post = False  # the full finish: after hooks, CORS, compression or teardown
         self._route_request: Callable[[Request], Any] = self._dispatch
+        self._update_paths()
         self.templates = Templates(self.template_folder, auto_reload=debug, globals={"url_for": self.url_for})
         self.debug = debug
         self.form_limits = FormLimits()  # multipart/urlencoded limits (see multipart.py)
