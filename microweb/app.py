@@ -45,7 +45,7 @@ class App:
     """A microweb application.
 
     ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False,
-    compress=False, compress_min_size=500)``; relative folders are resolved against the working
+    compress=False, compress_min_size=500, compress_level=6)``; relative folders are resolved against the working
     directory when the App is made. Register hooks with the decorators (``@app.before_request``
     ...), not by appending to the lists: the decorators also decide, once, which dispatch path
     requests take, so an app without hooks, blueprints, mounts, CORS or compression pays for none.
@@ -62,6 +62,7 @@ class App:
         debug: bool = False,
         compress: bool = False,
         compress_min_size: int = 500,
+        compress_level: int = 6,
     ) -> None:
         self.router = Router()
         self.template_folder = _resolve_folder(template_folder)
@@ -79,8 +80,9 @@ class App:
         #: The path this app is mounted at when it is another App's ``mount`` ("" otherwise).
         self.script_root = ""
         self.cors_policy: CORSPolicy | None = None
-        self.compressor: Compressor | None = Compressor(compress_min_size) if compress else None
-        self._compress_min_size = compress_min_size
+        self._compress_settings = (compress_min_size, compress_level)
+        Compressor(compress_min_size, compress_level)  # a bad setting raises now, even with compress off
+        self.compressor: Compressor | None = Compressor(*self._compress_settings) if compress else None
         self._blueprint_routes = False
         self._pre = False  # the full dispatch: before hooks, blueprints, mounts or CORS
         self._post = False  # the full finish: after hooks, CORS, compression or teardown
@@ -111,7 +113,7 @@ class App:
 
     @compress.setter
     def compress(self, value: bool) -> None:
-        self.compressor = Compressor(self._compress_min_size) if value else None
+        self.compressor = Compressor(*self._compress_settings) if value else None
         self._update_paths()
 
     @property
