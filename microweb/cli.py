@@ -291,7 +291,7 @@ def _describe(target: Any) -> str:
     return f"{kind} {name}" if isinstance(name, str) and kind not in ("function", "type") else str(name or kind)
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return [("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row[:-1])) + "  " + row[-1]).rstrip()
             for row in rows]
