@@ -84,6 +84,7 @@ class App:
         Compressor(compress_min_size, compress_level)  # a bad setting raises now, even with compress off
         self.compressor: Compressor | None = Compressor(*self._compress_settings) if compress else None
         self._blueprint_routes = False
+        self._cors = False  # a CORS policy on the app or a blueprint
         self._pre = False  # the full dispatch: before hooks, blueprints, mounts or CORS
         self._post = False  # the full finish: after hooks, CORS, compression or teardown
         self._route_request: Callable[[Request], Any] = self._dispatch
@@ -101,6 +102,7 @@ class App:
         """Choose, once per registration, the dispatch and finish paths requests take."""
         blueprints = self.blueprints.values()
         cors = self.cors_policy is not None or any(bp.cors_policy is not None for bp in blueprints)
+        self._cors = cors
         self._pre = bool(self.before_request_funcs or self._blueprint_routes or self.mounts or cors)
         self._post = bool(self.after_request_funcs or self.teardown_request_funcs or cors
                           or self.compressor is not None or any(bp.after_request_funcs for bp in blueprints))
@@ -445,9 +447,10 @@ class App:
                     response = func(request, response)
         for func in self.after_request_funcs:
             response = func(request, response)
-        policy = self._cors_policy_for(request.blueprint)
-        if policy is not None and not _is_preflight(request):
-            response = policy.apply(request, response)
+        if self._cors:
+            policy = self._cors_policy_for(request.blueprint)
+            if policy is not None and not _is_preflight(request):
+                response = policy.apply(request, response)
         if self.compressor is not None:
             response = self.compressor(request, response)
         return response
@@ -496,7 +499,8 @@ class App:
     def _dispatch_full(self, request: Request) -> Any:
         """``_dispatch`` plus CORS preflights, the matched route on ``request.route`` and
         blueprint before-request hooks (outer blueprint first)."""
-        if _is_preflight(request):
+        request._route = None
+        if self._cors and _is_preflight(request):
             routes = self.router.routes_for(request.path)
             policy = self._cors_policy_for(routes[0].blueprint) if routes else self.cors_policy
             if routes and policy is not None:
