@@ -215,6 +215,7 @@ class App:
             raise ValueError(f"url_prefix {prefix!r} must start with '/'")
         prefix = parent_prefix + prefix.rstrip("/")
         self.blueprints[name] = bp
+        bp.registered = True
         for rule, methods, handler, endpoint in bp.deferred_routes:
             full_rule = prefix + rule if rule else prefix or "/"
             self._static_paths.clear()

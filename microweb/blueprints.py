@@ -54,6 +54,12 @@ class Blueprint:
         self.cors_policy: CORSPolicy | None = None
         self.children: list[tuple[Blueprint, str | None]] = []
         self._seen: set[tuple[str, str]] = set()
+        self.registered = False  # set by App.register_blueprint: later setup would be silently lost
+
+    def _check_setup(self, what: str) -> None:
+        if self.registered:
+            raise RuntimeError(f"blueprint {self.name!r} is already registered on an app: call {what}() "
+                               "before app.register_blueprint(), or it would never take effect")
 
     def __repr__(self) -> str:
         return f"<Blueprint {self.name!r}>"
@@ -71,6 +77,7 @@ class Blueprint:
 
     def add_route(self, path: str, handler: Callable[..., Any], methods: Iterable[str] | None = None,
                   name: str | None = None) -> None:
+        self._check_setup("route")
         if path and not path.startswith("/"):
             raise ValueError(f"route {path!r} must start with '/'")
         endpoint = name or str(getattr(handler, "__name__", ""))
@@ -100,6 +107,7 @@ class Blueprint:
 
     def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
         """Nest ``blueprint`` in this one: its prefix and endpoint names go under this one's."""
+        self._check_setup("register_blueprint")
         if blueprint is self:
             raise ValueError("a blueprint cannot be registered on itself")
         self.children.append((blueprint, url_prefix))
@@ -108,11 +116,13 @@ class Blueprint:
 
     def before_request(self, func: F) -> F:
         """``func(request)`` runs before this blueprint's handlers (after the app's own hooks)."""
+        self._check_setup("before_request")
         self.before_request_funcs.append(func)
         return func
 
     def after_request(self, func: F) -> F:
         """``func(request, response)`` runs after this blueprint's handlers (before the app's)."""
+        self._check_setup("after_request")
         self.after_request_funcs.append(func)
         return func
 
@@ -120,6 +130,7 @@ class Blueprint:
         """Handle errors raised in this blueprint's routes (tried before the app's handlers)."""
 
         def decorator(func: F) -> F:
+            self._check_setup("errorhandler")
             self.error_handlers[key] = func
             return func
 
@@ -129,6 +140,7 @@ class Blueprint:
              headers: Iterable[str] | None = None, expose_headers: Iterable[str] | None = None,
              credentials: bool = False, max_age: int | None = 600) -> CORSPolicy:
         """CORS for this blueprint's routes (see ``microweb.cors``); wins over the app's policy."""
+        self._check_setup("cors")
         self.cors_policy = CORSPolicy(origins, methods, headers, expose_headers, credentials, max_age)
         return self.cors_policy
 
@@ -136,11 +148,13 @@ class Blueprint:
 
     def context_processor(self, func: F) -> F:
         """Like ``app.context_processor``, for renders during this blueprint's requests only."""
+        self._check_setup("context_processor")
         self.context_processors.append(func)
         return func
 
     def app_context_processor(self, func: F) -> F:
         """``app.context_processor(func)`` once the blueprint is registered."""
+        self._check_setup("app_context_processor")
         self.app_context_processors.append(func)
         return func
 
@@ -162,6 +176,7 @@ class Blueprint:
 
     def _helper(self, kind: str, name: str | None) -> Callable[[F], F]:
         def decorator(func: F) -> F:
+            self._check_setup("template helper")
             self.template_helpers.append((kind, name, func))
             return func
 

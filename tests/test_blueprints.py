@@ -88,6 +88,20 @@ def test_duplicate_registrations_raise() -> None:
         Blueprint("ok", url_prefix="no-slash")
 
 
+def test_setup_after_registration_raises() -> None:
+    app = make_app()
+    bp = admin_blueprint()
+    app.register_blueprint(bp)
+    with pytest.raises(RuntimeError, match="already registered"):
+        bp.get("/late")(lambda request: "never routed")
+    with pytest.raises(RuntimeError):
+        bp.before_request(lambda request: None)
+    # Registering it on a second app is fine (nothing new to set up).
+    other = make_app()
+    other.register_blueprint(bp)
+    assert other.test_client().get("/admin/users/1").json()["uid"] == 1
+
+
 def test_literal_duplicate_across_blueprint_and_app() -> None:
     app = make_app()
 
@@ -244,8 +258,9 @@ def test_nested_blueprints() -> None:
     other.register_blueprint(v1)
     app.register_blueprint(other)
     assert client.get("/other/v1/items/1").json()["self"] == "/other/v1/items/2"
+    loop = Blueprint("loop")
     with pytest.raises(ValueError):
-        api.register_blueprint(api)
+        loop.register_blueprint(loop)
 
 
 def test_templates_context_processors_and_filters(tmp_path: Path) -> None:
