@@ -149,3 +149,15 @@ def test_mount_errors() -> None:
     inner.get("/")(lambda request: "inner")
     app.mount("/a/b", inner)
     assert app.test_client().get("/a/b/").text == "inner"
+
+
+def test_mounts_when_the_app_itself_is_served_over_wsgi() -> None:
+    """An App served by a WSGI server (gunicorn, here httpx's WSGI transport) still hands the
+    mounted Flask app the right SCRIPT_NAME and PATH_INFO, and its body."""
+    app = make_app()
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://wsgi.example") as client:
+        data = client.get("/legacy/").json()
+        assert data["script_name"] == "/legacy" and data["path_info"] == "/"
+        assert data["external"] == "http://wsgi.example/legacy/"
+        assert client.post("/legacy/form", data={"name": "x"}).text == "got x (6 bytes)"
+        assert client.get("/").text == "parent"
