@@ -689,6 +689,12 @@ class App:
         """What the start-up banner says about this app: its routes and its static folder."""
         routes = [r for r in self.router.routes if not r.name.startswith("__microweb")]
         parts = [f"{len(routes)} route{'s' if len(routes) != 1 else ''}"]
+        if self.blueprints:
+            parts.append(f"{len(self.blueprints)} blueprint{'s' if len(self.blueprints) != 1 else ''}")
+        if self.mounts:
+            parts.append("mounted: " + " ".join(prefix for prefix, _, _ in self.mounts))
+        if self.compressor is not None:
+            parts.append("compression on")
         if self.static_folder is None:
             parts.append("no static folder")
         elif os.path.isdir(self.static_folder):

@@ -89,4 +89,4 @@ def test_runs_under_microweb_run() -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
-    assert "routes" in out
+    assert "routes, 2 blueprints, mounted: /legacy, compression on" in out
