@@ -85,6 +85,8 @@ class App:
         self.compressor: Compressor | None = Compressor(*self._compress_settings) if compress else None
         self._blueprint_routes = False
         self._cors = False  # a CORS policy on the app or a blueprint
+        self._bp_before: dict[str, tuple[Callable[[Request], Any], ...]] = {}
+        self._bp_after: dict[str, tuple[Callable[[Request, Response], Response], ...]] = {}
         self._pre = False  # the full dispatch: before hooks, blueprints, mounts or CORS
         self._post = False  # the full finish: after hooks, CORS, compression or teardown
         self._route_request: Callable[[Request], Any] = self._dispatch
@@ -103,6 +105,15 @@ class App:
         blueprints = self.blueprints.values()
         cors = self.cors_policy is not None or any(bp.cors_policy is not None for bp in blueprints)
         self._cors = cors
+        # Per blueprint, its hooks and its parents' flattened in the order they run (blueprints
+        # cannot change once registered, so this is computed here, not per request).
+        self._bp_before = {}
+        self._bp_after = {}
+        for name in self.blueprints:
+            parts = name.split(".")
+            chain = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]  # innermost first
+            self._bp_before[name] = tuple(f for bp in reversed(chain) for f in self.blueprints[bp].before_request_funcs)
+            self._bp_after[name] = tuple(f for bp in chain for f in self.blueprints[bp].after_request_funcs)
         self._pre = bool(self.before_request_funcs or self._blueprint_routes or self.mounts or cors)
         self._post = bool(self.after_request_funcs or self.teardown_request_funcs or cors
                           or self.compressor is not None or any(bp.after_request_funcs for bp in blueprints))
@@ -442,9 +453,10 @@ class App:
 
     def _after(self, request: Request, response: Response) -> Response:
         """The full finish: blueprint then app after-request hooks, CORS headers, compression."""
-        if self.blueprints:
-            for name in request.blueprints:
-                for func in self.blueprints[name].after_request_funcs:
+        if self._bp_after:
+            blueprint = request.blueprint
+            if blueprint is not None:
+                for func in self._bp_after[blueprint]:
                     response = func(request, response)
         for func in self.after_request_funcs:
             response = func(request, response)
@@ -528,11 +540,10 @@ class App:
         request._route = route
         request.path_params = params
         if route.blueprint is not None:
-            for name in reversed(request.blueprints):
-                for func in self.blueprints[name].before_request_funcs:
-                    rv = func(request)
-                    if rv is not None:
-                        return rv
+            for func in self._bp_before[route.blueprint]:
+                rv = func(request)
+                if rv is not None:
+                    return rv
         return route.handler(request, **params)
 
     def static_response(self, request: Request) -> Response | None:
