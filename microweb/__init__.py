@@ -6,19 +6,25 @@ this level. The public names are re-exported here.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .app import App
 from .blueprints import Blueprint
-from .datastructures import MultiDict
+from .config import Config
+from .datastructures import MultiDict, State
 from .errors import HTTPError, MethodNotAllowed, NotFound, abort
 from .http.datastructures import Headers
 from .http.parser import ProtocolError
 from .multipart import FormLimits, UploadedFile
 from .requests import Request
 from .responses import FileResponse, Response, redirect
+from .websocket import WebSocket, WebSocketClosed
 
 __all__ = [
     "App",
     "Blueprint",
+    "Config",
+    "CookieSessionInterface",
     "FileResponse",
     "FormLimits",
     "HTTPError",
@@ -29,8 +35,24 @@ __all__ = [
     "ProtocolError",
     "Request",
     "Response",
+    "Session",
+    "SessionInterface",
+    "State",
     "UploadedFile",
+    "WebSocket",
+    "WebSocketClosed",
     "abort",
     "redirect",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {"Session", "SessionInterface", "CookieSessionInterface"}
+
+
+def __getattr__(name: str) -> Any:
+    """The session classes, imported on first use (hmac and its OpenSSL binding are not needed to start)."""
+    if name in _LAZY:
+        from . import sessions
+
+        return getattr(sessions, name)
+    raise AttributeError(f"module 'microweb' has no attribute {name!r}")

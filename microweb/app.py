@@ -3,13 +3,15 @@ the server calls for every request."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import traceback
-from typing import Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from .blueprints import Blueprint
 from .compression import Compressor
+from .config import Config, default_config
 from .cors import CORSPolicy
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 from .http.bodies import BodySource
@@ -17,10 +19,13 @@ from .http.encode import encode_simple_head, internal_error_response, reason_phr
 from .http.values import parse_quality_list
 from .multipart import FormLimits
 from .requests import Request
-from .responses import Response, json_dumps, json_response
+from .responses import Response, json_response, make_json_dumps
 from .routing import Router, OptionsAllowed
-from .templating import Templates, call_context_processor
+from .templating import TemplateHelpers, Templates, call_context_processor
 from .wsgi import WSGIAdapter, call_app as call_wsgi
+
+if TYPE_CHECKING:
+    from .sessions import SessionInterface
 
 __all__ = ["App"]
 
@@ -41,14 +46,16 @@ def _resolve_folder(folder: str | os.PathLike[str] | None) -> str | None:
     return os.path.abspath(os.fspath(folder))
 
 
-class App:
+class App(TemplateHelpers):
     """A microweb application.
 
     ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False,
-    compress=False, compress_min_size=500, compress_level=6)``; relative folders are resolved against the working
-    directory when the App is made. Register hooks with the decorators (``@app.before_request``
-    ...), not by appending to the lists: the decorators also decide, once, which dispatch path
-    requests take, so an app without hooks, blueprints, mounts, CORS or compression pays for none.
+    websocket_origins=None, compress=False, compress_min_size=500, compress_level=6)``; relative
+    folders are resolved against the working directory when the App is made. Settings live in
+    ``app.config`` (docs/sessions.md lists the keys). Register hooks with the decorators
+    (``@app.before_request`` ...), not by appending to the lists: the decorators also decide, once,
+    which dispatch path requests take, so an app without hooks, blueprints, mounts, CORS or
+    compression pays for none.
     """
 
     #: The class the server's parser builds for this app's requests.
@@ -60,18 +67,20 @@ class App:
         static_folder: str | os.PathLike[str] | None = "static",
         static_url_path: str = "",
         debug: bool = False,
+        websocket_origins: Iterable[str] | None = None,
         compress: bool = False,
         compress_min_size: int = 500,
         compress_level: int = 6,
     ) -> None:
         self.router = Router()
+        # Origins allowed to open this app's websockets (None: any; a route's origins= wins).
+        self.websocket_origins: list[str] | None = list(websocket_origins) if websocket_origins is not None else None
         self.template_folder = _resolve_folder(template_folder)
         self.static_folder = _resolve_folder(static_folder)
         self.static_url_path = static_url_path.rstrip("/")
         self.before_request_funcs: list[Callable[[Request], Any]] = []
         self.after_request_funcs: list[Callable[[Request, Response], Response]] = []
         self.error_handlers: dict[int | type[BaseException], Callable[[Request, Any], Any]] = {}
-        self.context_processors: list[Callable[..., Any]] = []
         self.teardown_request_funcs: list[Callable[[Request, BaseException | None], Any]] = []
         #: Registered blueprints by full name (``"parent.child"`` when nested).
         self.blueprints: dict[str, Blueprint] = {}
@@ -87,11 +96,13 @@ class App:
         self._cors = False  # a CORS policy on the app or a blueprint
         self._bp_before: dict[str, tuple[Callable[[Request], Any], ...]] = {}
         self._bp_after: dict[str, tuple[Callable[[Request, Response], Response], ...]] = {}
-        self._pre = False  # the full dispatch: before hooks, blueprints, mounts or CORS
+        self._pre = False  # the full dispatch: before hooks, blueprints, mounts, CORS or CSRF
         self._post = False  # the full finish: after hooks, CORS, compression or teardown
         self._route_request: Callable[[Request], Any] = self._dispatch
-        self._update_paths()
-        self.templates = Templates(self.template_folder, auto_reload=debug, globals={"url_for": self.url_for})
+        self.config = Config(default_config())
+        self.init_template_helpers()
+        self.templates = Templates(self.template_folder, auto_reload=debug,
+                                   globals={"url_for": self.url_for, "config": self.config})
         self.debug = debug
         self.form_limits = FormLimits()  # multipart/urlencoded limits (see multipart.py)
         self.static: Any = None  # the static-file resolver, made on first use (see static.py)
@@ -99,6 +110,73 @@ class App:
         # Paths that no route matched and the static folder answered (bounded; cleared when
         # a route is added): ``handle`` sends their unchanged files without asking the router.
         self._static_paths: set[str] = set()
+        #: ``request.json`` parses with this (``functools.partial(json.loads, parse_float=Decimal)``...).
+        self.json_loads: Callable[..., Any] = json.loads
+        self._json_default: Callable[[Any], Any] | None = None
+        self._session_interface: SessionInterface | None = None
+        # What the hot path needs of the config, kept up to date by ``_config_changed``.
+        self._csrf_protect = False
+        self._csrf_methods: frozenset[str] = frozenset()
+        self._check_csrf: Callable[..., None] | None = None
+        self.json_dumps: Callable[[Any], str] = make_json_dumps()
+        self.config.watch(self._config_changed)
+        self._update_paths()
+
+    # -- configuration ----------------------------------------------------------
+
+    def _config_changed(self, key: str) -> None:
+        if key == "CSRF_PROTECT":
+            if self.config.get("CSRF_PROTECT") and self._check_csrf is None:
+                from .csrf import UNSAFE_METHODS, check_request  # only apps that turn it on import it
+
+                self._check_csrf, self._csrf_methods = check_request, UNSAFE_METHODS
+            self._csrf_protect = bool(self.config.get("CSRF_PROTECT"))
+            self._update_paths()
+        elif key in ("JSON_SORT_KEYS", "JSON_ENSURE_ASCII"):
+            self._build_json()
+
+    def _build_json(self) -> None:
+        self.json_dumps = make_json_dumps(self._json_default, bool(self.config.get("JSON_SORT_KEYS")),
+                                          bool(self.config.get("JSON_ENSURE_ASCII")))
+
+    @property
+    def json_default(self) -> Callable[[Any], Any] | None:
+        """``func(value)`` for values JSON does not know, tried before the built-in ones
+        (datetime, UUID, Decimal, dataclasses, Enum, sets); raise ``TypeError`` to pass."""
+        return self._json_default
+
+    @json_default.setter
+    def json_default(self, func: Callable[[Any], Any] | None) -> None:
+        self._json_default = func
+        self._build_json()
+
+    @property
+    def secret_key(self) -> str | bytes | None:
+        """``app.config["SECRET_KEY"]``: signs the session cookie."""
+        return self.config.get("SECRET_KEY")  # type: ignore[no-any-return]
+
+    @secret_key.setter
+    def secret_key(self, value: str | bytes | None) -> None:
+        self.config["SECRET_KEY"] = value
+
+    @property
+    def session_interface(self) -> SessionInterface:
+        """Opens and saves ``request.session``: a signed cookie (``CookieSessionInterface``)
+        unless you assign your own ``SessionInterface``."""
+        if self._session_interface is None:
+            from .sessions import CookieSessionInterface
+
+            self._session_interface = CookieSessionInterface()
+        return self._session_interface
+
+    @session_interface.setter
+    def session_interface(self, value: SessionInterface) -> None:
+        self._session_interface = value
+
+    def add_template_helper(self, kind: str, func: Any, name: str | None = None) -> str:
+        key = super().add_template_helper(kind, func, name)
+        self.templates.add(kind, key, func)
+        return key
 
     def _update_paths(self) -> None:
         """Choose, once per registration, the dispatch and finish paths requests take."""
@@ -114,7 +192,8 @@ class App:
             chain = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]  # innermost first
             self._bp_before[name] = tuple(f for bp in reversed(chain) for f in self.blueprints[bp].before_request_funcs)
             self._bp_after[name] = tuple(f for bp in chain for f in self.blueprints[bp].after_request_funcs)
-        self._pre = bool(self.before_request_funcs or self._blueprint_routes or self.mounts or cors)
+        self._pre = bool(self.before_request_funcs or self._blueprint_routes or self.mounts or cors
+                         or self._csrf_protect)
         self._post = bool(self.after_request_funcs or self.teardown_request_funcs or cors
                           or self.compressor is not None or any(bp.after_request_funcs for bp in blueprints))
         self._route_request = self._dispatch_full if self._pre else self._dispatch
@@ -141,34 +220,64 @@ class App:
 
     # -- registration ---------------------------------------------------------
 
-    def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None) -> Callable[[F], F]:
-        """Register the decorated function for ``path`` (``GET`` unless ``methods`` says otherwise)."""
+    def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None,
+              csrf: bool = True) -> Callable[[F], F]:
+        """Register the decorated function for ``path`` (``GET`` unless ``methods`` says otherwise).
+
+        ``csrf=False``: this route's POST/PUT/PATCH/DELETE need no CSRF token even when
+        ``config["CSRF_PROTECT"]`` is on (a JSON API authenticated otherwise).
+        """
 
         def decorator(func: F) -> F:
-            self.add_route(path, func, methods, name)
+            self.add_route(path, func, methods, name, csrf)
             return func
 
         return decorator
 
     def add_route(self, path: str, handler: Handler, methods: Iterable[str] | None = None,
-                  name: str | None = None) -> None:
+                  name: str | None = None, csrf: bool = True) -> None:
+        """Register ``handler`` for ``path`` without a decorator (what ``route`` calls)."""
         self._static_paths.clear()  # a new route may now match a path the static folder answered
-        self.router.add(path, list(methods) if methods is not None else None, handler, name)
+        route = self.router.add(path, list(methods) if methods is not None else None, handler, name)
+        route.csrf = csrf
 
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["GET"], name=name)``."""
         return self.route(path, ["GET"], name)
 
-    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["POST"], name)
+    def post(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["POST"], name=name, csrf=csrf)``."""
+        return self.route(path, ["POST"], name, csrf)
 
-    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PUT"], name)
+    def put(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["PUT"], name=name, csrf=csrf)``."""
+        return self.route(path, ["PUT"], name, csrf)
 
-    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PATCH"], name)
+    def patch(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["PATCH"], name=name, csrf=csrf)``."""
+        return self.route(path, ["PATCH"], name, csrf)
 
-    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["DELETE"], name)
+    def delete(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
+        """``route(path, methods=["DELETE"], name=name, csrf=csrf)``."""
+        return self.route(path, ["DELETE"], name, csrf)
+
+    def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
+                  name: str | None = None) -> Callable[[F], F]:
+        """Register ``handler(request, ws, **path_params)`` for WebSocket connections to ``path``.
+
+        ``origins``: the ``Origin`` values allowed to connect (else ``App(websocket_origins=...)``;
+        a browser's handshake from elsewhere gets 403). ``subprotocols``: the ones this route
+        speaks, matched against the client's ``Sec-WebSocket-Protocol`` (``ws.subprotocol``).
+        See ``microweb/websocket.py`` and docs/websockets.md.
+        """
+        from .websocket import WebSocketRoute
+
+        def decorator(func: F) -> F:
+            route = WebSocketRoute(self, func, origins, subprotocols)
+            self.add_route(path, route, ["GET"], name or getattr(func, "__name__", None))
+            return func
+
+        return decorator
 
     def before_request(self, func: F) -> F:
         """``func(request)`` runs before every handler; a non-None return short-circuits."""
@@ -239,8 +348,10 @@ class App:
             self.templates.add_folder(bp.template_folder)
         for func in bp.app_context_processors:
             self.context_processor(func)
-        for kind, helper_name, func in bp.template_helpers:
-            self._template_helper(kind, helper_name)(func)
+        for kind, helpers in (("filter", bp.template_filters), ("global", bp.template_globals),
+                              ("test", bp.template_tests)):
+            for helper_name, func in helpers.items():
+                self.add_template_helper(kind, func, helper_name)
         for child, child_prefix in bp.children:
             self._register_blueprint(child, child_prefix, name, prefix)
 
@@ -320,31 +431,6 @@ class App:
 
         return decorator
 
-    def context_processor(self, func: F) -> F:
-        """``func(request) -> dict`` (or ``func() -> dict``) is merged into the context of every
-        render that has the request; values passed to the render itself win."""
-        self.context_processors.append(func)
-        return func
-
-    def template_filter(self, name: str | None = None) -> Callable[[F], F]:
-        """``@app.template_filter()``: a Jinja filter, named after the function unless ``name``."""
-        return self._template_helper("filter", name)
-
-    def template_global(self, name: str | None = None) -> Callable[[F], F]:
-        """``@app.template_global()``: a function every template can call."""
-        return self._template_helper("global", name)
-
-    def template_test(self, name: str | None = None) -> Callable[[F], F]:
-        """``@app.template_test()``: a Jinja test (``{% if value is name %}``)."""
-        return self._template_helper("test", name)
-
-    def _template_helper(self, kind: str, name: str | None) -> Callable[[F], F]:
-        def decorator(func: F) -> F:
-            self.templates.add(kind, name or func.__name__, func)
-            return func
-
-        return decorator
-
     def url_for(self, endpoint: str, _external: bool = False, _request: Request | None = None,
                 _scheme: str | None = None, _host: str | None = None, **params: Any) -> str:
         """Build the path of ``endpoint``; params not in the route become the query string.
@@ -384,27 +470,44 @@ class App:
         return path + "?" + urlencode(params, doseq=True) if params else path
 
     def render_template(self, name: str | list[str], /, **context: Any) -> str:
-        """Render the template ``name`` with ``context``; ``url_for`` is always there.
+        """Render the template ``name`` with ``context``; ``url_for`` and ``config`` are always there.
 
         Pass ``request=request`` to make the request available in the template (or call
         ``request.render_template(name, **context)``, which does that for you): there is no
-        global current request.
+        global current request. With the request, the template also gets ``session``,
+        ``get_flashed_messages``, ``csrf_token`` and what the context processors return.
         """
         request = context.get("request")
         if request is not None:
-            blueprints = request.blueprints if self.blueprints else ()
-            if self.context_processors or blueprints:
-                values: dict[str, Any] = {}
-                for func in self.context_processors:
-                    values.update(call_context_processor(func, request) or {})
-                for bp_name in reversed(blueprints):
-                    for func in self.blueprints[bp_name].context_processors:
-                        values.update(call_context_processor(func, request) or {})
-                if blueprints:  # url_for(".name") in the template means the blueprint's own
-                    values["url_for"] = functools.partial(self.url_for, _request=request)
-                values.update(context)
-                context = values
+            context = self.request_context(request, context)
         return self.templates.render(name, context)
+
+    def request_context(self, request: Request, context: dict[str, Any]) -> dict[str, Any]:
+        """The context of a render with ``request``: the request's helpers, then the context
+        processors' values, then ``context`` (which wins)."""
+        from .sessions import TemplateSession
+
+        values: dict[str, Any] = {
+            "request": request,
+            "session": TemplateSession(request),
+            "get_flashed_messages": request.get_flashed_messages,
+            "csrf_token": request.csrf_token,
+        }
+        for func in self.context_processors:
+            extra = call_context_processor(func, request)
+            if extra:
+                values.update(extra)
+        if self.blueprints:
+            blueprints = request.blueprints
+            for bp_name in reversed(blueprints):  # outer blueprint first, inner wins
+                for func in self.blueprints[bp_name].context_processors:
+                    extra = call_context_processor(func, request)
+                    if extra:
+                        values.update(extra)
+            if blueprints:  # url_for(".name") in the template means the blueprint's own
+                values["url_for"] = functools.partial(self.url_for, _request=request)
+        values.update(context)
+        return values
 
     # -- dispatch -------------------------------------------------------------
 
@@ -428,13 +531,13 @@ class App:
                 rv = self._route_request(request)
             else:
                 rv = route.handler(request)
-            if not self._post:
+            if not self._post and request._session is None:  # the session untouched
                 kind = type(rv)
                 if kind is str:
                     body = rv.encode("utf-8")
                     content_type = _HTML
                 elif kind is dict or kind is list:
-                    body = json_dumps(rv).encode("utf-8")
+                    body = self.json_dumps(rv).encode("utf-8")
                     content_type = _JSON
                 else:
                     body = None
@@ -443,7 +546,11 @@ class App:
                                                      request.http_version == "HTTP/1.1")
                     return head if request.method == "HEAD" else head + body
                 return self.make_response(rv).encode(request)
-            response = self._after(request, self.make_response(rv))
+            response = self.make_response(rv)
+            if self._post:
+                response = self._after(request, response)
+            elif request._session is not None:
+                self.save_session(request, response)
             output = response.encode(request)
             if self.teardown_request_funcs:
                 self._teardown(request, None)
@@ -451,8 +558,20 @@ class App:
         except Exception as exc:
             return self._handle_exception(request, exc)
 
+    def save_session(self, request: Request, response: Response) -> None:
+        """Save ``request.session`` into ``response`` (when the request used it)."""
+        session = request._session
+        if session is None:
+            return
+        try:
+            self.session_interface.save_session(self, request, session, response)
+        except BaseException:
+            request._session = None  # the error page must not try again
+            raise
+
     def _after(self, request: Request, response: Response) -> Response:
-        """The full finish: blueprint then app after-request hooks, CORS headers, compression."""
+        """The full finish: blueprint then app after-request hooks, the session, CORS headers,
+        compression (last: it encodes what the others produced)."""
         if self._bp_after:
             blueprint = request.blueprint
             if blueprint is not None:
@@ -460,6 +579,8 @@ class App:
                     response = func(request, response)
         for func in self.after_request_funcs:
             response = func(request, response)
+        if request._session is not None:
+            self.save_session(request, response)
         if self._cors:
             policy = self._cors_policy_for(request.blueprint)
             if policy is not None and not _is_preflight(request):
@@ -507,6 +628,12 @@ class App:
             location = _redirect_location(self.script_root + exc.location, request.query_string)
             return Response(b"", 308, {"Location": location})
         request.path_params = params
+        if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
+            config = self.config
+            check = self._check_csrf
+            assert check is not None
+            check(request, config.get("CSRF_FIELD_NAME") or "csrf_token",
+                  config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
         return route.handler(request, **params)
 
     def _dispatch_full(self, request: Request) -> Any:
@@ -539,6 +666,12 @@ class App:
             return Response(b"", 308, {"Location": location})
         request._route = route
         request.path_params = params
+        if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
+            config = self.config
+            check = self._check_csrf
+            assert check is not None
+            check(request, config.get("CSRF_FIELD_NAME") or "csrf_token",
+                  config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
         if route.blueprint is not None:
             for func in self._bp_before[route.blueprint]:
                 rv = func(request)
@@ -569,7 +702,7 @@ class App:
         if isinstance(rv, (bytes, bytearray)):
             return Response(bytes(rv), content_type="text/html; charset=utf-8")
         if isinstance(rv, (dict, list)):
-            return json_response(rv)
+            return json_response(rv, dumps=self.json_dumps)
         if isinstance(rv, tuple):
             return self._tuple_response(rv)
         if rv is None:
@@ -598,6 +731,8 @@ class App:
             response = self.exception_response(request, exc)
             if self._post:
                 response = self._after(request, response)
+            elif request._session is not None:
+                self.save_session(request, response)
             output = response.encode(request)
         except Exception:
             log.exception("error while handling an error for %s %s", request.method, request.path)
@@ -655,12 +790,16 @@ class App:
         """The default error page: JSON for clients that prefer it, else the ``<status>.html`` template."""
         error = reason_phrase(status)
         if _prefers_json(request.headers.get("accept", "")):
-            response = json_response({"status": status, "error": error, "description": description}, status)
+            body: dict[str, Any] = {"status": status, "error": error, "description": description}
+            if traceback_text is not None:  # debug mode only
+                body["traceback"] = traceback_text
+            response = json_response(body, status, self.json_dumps)
         else:
             context = {"status": status, "error": error, "description": description, "request": request,
                        "path": request.path, "traceback": traceback_text}
             try:
-                html = self.templates.render_first([f"{status}.html", "error.html"], context)
+                html = self.templates.render_first([f"{status}.html", "error.html"],
+                                                   self.request_context(request, context))
             except Exception:
                 log.exception("could not render the error page for %s", status)
                 html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
@@ -715,7 +854,11 @@ class App:
         return ", ".join(parts)
 
     def test_client(self, **kwargs: Any) -> Any:
-        """An ``httpx.Client`` that runs requests through this app in memory (no socket)."""
+        """An ``httpx.Client`` that runs requests through this app in memory (no socket).
+
+        It needs httpx (``pip install 'microweb[testing]'``); without it this raises an
+        ``ImportError`` that says so.
+        """
         from .testing import test_client
 
         return test_client(self, **kwargs)

@@ -14,13 +14,14 @@ import os
 from typing import Any, Callable, Iterable, TypeVar
 
 from .cors import CORSPolicy
+from .templating import TemplateHelpers
 
 __all__ = ["Blueprint"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Blueprint:
+class Blueprint(TemplateHelpers):
     """``Blueprint(name, url_prefix=None, template_folder=None, static_folder=None, static_url_path=None)``.
 
     ``static_folder`` is served at ``<url_prefix><static_url_path>/<path:filename>`` (by default
@@ -47,10 +48,10 @@ class Blueprint:
         self.before_request_funcs: list[Callable[..., Any]] = []
         self.after_request_funcs: list[Callable[..., Any]] = []
         self.error_handlers: dict[int | type[BaseException], Callable[..., Any]] = {}
-        self.context_processors: list[Callable[..., Any]] = []
+        # context_processors (this blueprint's requests only), template_filters, template_globals
+        # and template_tests (app-wide once registered): see TemplateHelpers.
+        self.init_template_helpers()
         self.app_context_processors: list[Callable[..., Any]] = []
-        #: (kind, name or None, function): kind is "filter", "global" or "test"
-        self.template_helpers: list[tuple[str, str | None, Callable[..., Any]]] = []
         self.cors_policy: CORSPolicy | None = None
         self.children: list[tuple[Blueprint, str | None]] = []
         self._seen: set[tuple[str, str]] = set()
@@ -146,38 +147,23 @@ class Blueprint:
 
     # -- templates ------------------------------------------------------------------
 
-    def context_processor(self, func: F) -> F:
-        """Like ``app.context_processor``, for renders during this blueprint's requests only."""
+    def add_context_processor(self, func: Callable[..., Any]) -> None:
+        """``@bp.context_processor``: like the app's, for renders during this blueprint's requests."""
         self._check_setup("context_processor")
-        self.context_processors.append(func)
-        return func
+        super().add_context_processor(func)
+
+    def add_template_helper(self, kind: str, func: Any, name: str | None = None) -> str:
+        """``@bp.template_filter/template_global/template_test``: the app's once registered
+        (app-wide: Jinja has no scoped filters)."""
+        self._check_setup(f"template_{kind}")
+        return super().add_template_helper(kind, func, name)
 
     def app_context_processor(self, func: F) -> F:
-        """``app.context_processor(func)`` once the blueprint is registered."""
+        """``app.context_processor(func)`` once the blueprint is registered (every render)."""
         self._check_setup("app_context_processor")
         self.app_context_processors.append(func)
         return func
 
-    def template_filter(self, name: str | None = None) -> Callable[[F], F]:
-        """``app.template_filter(name)(func)`` once the blueprint is registered (app-wide)."""
-        return self._helper("filter", name)
-
-    def template_global(self, name: str | None = None) -> Callable[[F], F]:
-        """``app.template_global(name)(func)`` once the blueprint is registered (app-wide)."""
-        return self._helper("global", name)
-
-    def template_test(self, name: str | None = None) -> Callable[[F], F]:
-        """``app.template_test(name)(func)`` once the blueprint is registered (app-wide)."""
-        return self._helper("test", name)
-
-    app_template_filter = template_filter
-    app_template_global = template_global
-    app_template_test = template_test
-
-    def _helper(self, kind: str, name: str | None) -> Callable[[F], F]:
-        def decorator(func: F) -> F:
-            self._check_setup("template helper")
-            self.template_helpers.append((kind, name, func))
-            return func
-
-        return decorator
+    app_template_filter = TemplateHelpers.template_filter
+    app_template_global = TemplateHelpers.template_global
+    app_template_test = TemplateHelpers.template_test

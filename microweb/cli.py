@@ -30,7 +30,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _directory_error(path: str) -> UsageError:
+    """What to say when ``microweb run`` is given a directory instead of a module or a file."""
+    candidates = [name for name in ("app.py", "main.py", "wsgi.py") if os.path.isfile(os.path.join(path, name))]
+    hint = f"; try 'microweb run {os.path.join(path, candidates[0])}'" if candidates else \
+        "; give the app's file (path/to/app.py) or MODULE:ATTR"
+    return UsageError(f"{path} is a directory, not a module or file with an app{hint}")
+
+
 def _import_from_file(path: str) -> Any:
+    if os.path.isdir(path):
+        raise _directory_error(path)
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
     directory = os.path.dirname(os.path.abspath(path))
@@ -57,6 +67,8 @@ def locate_app(spec: str) -> Any:
     else:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
+        if os.path.isdir(module_part) and not os.path.isfile(os.path.join(module_part, "__init__.py")):
+            raise _directory_error(module_part)  # it would import as an empty namespace package
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as exc:
@@ -305,7 +317,9 @@ def cmd_new(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     print(f"created {args.name}/: " + ", ".join(files))
-    print(f"next: cd {args.name} && microweb run app:app --debug --reload   (tests: python -m pytest -q)")
+    where = f"cd {args.name} && " if os.path.abspath(args.name) != os.getcwd() else ""
+    print(f"next: {where}microweb run app:app --debug --reload   "
+          "(tests: python -m pytest -q, with microweb[testing]: see README.md)")
     return 0
 
 

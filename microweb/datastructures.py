@@ -1,11 +1,12 @@
-"""``MultiDict``: the query string, form fields and uploaded files of a request."""
+"""``MultiDict`` (the query string, form fields and uploaded files of a request) and ``State``
+(``request.state``)."""
 from __future__ import annotations
 
 from typing import Any, Iterable
 
 from .errors import BadRequestKeyError
 
-__all__ = ["MultiDict"]
+__all__ = ["MultiDict", "State"]
 
 
 class MultiDict(dict):  # type: ignore[type-arg]
@@ -52,3 +53,22 @@ class MultiDict(dict):  # type: ignore[type-arg]
 
     def items_multi(self) -> list[tuple[str, Any]]:
         return [(k, v) for k, vs in self._lists.items() for v in vs]
+
+
+class State:
+    """An attribute bag: ``request.state.user = user`` in a hook, ``request.state.user`` later.
+
+    Reading an attribute that was never set raises ``AttributeError`` (in a template it is
+    undefined, so ``{% if request.state.user %}`` just works); ``getattr(state, name, None)``
+    reads one that may be missing.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.__dict__
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"State({inner})"

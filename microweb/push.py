@@ -44,7 +44,15 @@ def format_event(data: str = "", event: str | None = None, id: str | None = None
 
 
 class EventStreamResponse(Response):
-    """A ``text/event-stream`` response; ``on_open(stream)`` runs when the body is created."""
+    """A ``text/event-stream`` response; ``on_open(stream)`` runs when the body is created.
+
+    ``stream`` is a ``PushStream``: keep it and call ``stream.push(data)`` (bytes or str,
+    for instance from ``format_event``) from any thread whenever there is something to
+    send, and ``stream.end()`` to finish; ``push`` returns False once the client has gone.
+    Between pushes the server parks the connection at no cost. The response is chunked
+    (HTTP/1.1), never cached (``Cache-Control: no-cache``) and not buffered by nginx
+    (``X-Accel-Buffering: no``).
+    """
 
     __slots__ = ("on_open",)
 

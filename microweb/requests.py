@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import json as _json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from .datastructures import MultiDict
+from .datastructures import MultiDict, State
 from .errors import HTTPError
 from .http.datastructures import Headers
 from .http.request import HTTPRequest, split_target
 from .http.values import parse_cookie_header, parse_options_header
 
-__all__ = ["Headers", "MultiDict", "Request", "parse_query"]
+if TYPE_CHECKING:
+    from .sessions import Session
+
+__all__ = ["Headers", "MultiDict", "Request", "State", "parse_query"]
 
 
 def parse_query(query: str) -> MultiDict:
@@ -38,9 +41,15 @@ class Request(HTTPRequest):
     ``request.form`` pays nothing for it.
     """
 
+    __slots__ = ("app", "environ", "path_params", "_args", "_cookies", "_json", "_form", "_files", "_session",
+                 "_state", "_flashes", "_route")
+    # ``_state`` and ``_flashes`` are left unset until used (one exception on first use, for the
+    # apps that use them), so the constructor stores nothing for them; ``_session`` starts at
+    # None because ``App.handle`` reads it after every handler to decide whether to save it.
     # ``_route`` is only set by the app's full dispatch (blueprints, mounts, CORS, before-request
-    # hooks): the properties below read it, so the hot path never has to write it.
-    __slots__ = ("app", "environ", "path_params", "_args", "_cookies", "_json", "_form", "_files", "_route")
+    # hooks): the properties that read it catch its absence, so the hot path never writes it.
+    _state: State
+    _flashes: list[tuple[str, Any]]
     _route: Any
 
     def __init__(
@@ -79,6 +88,7 @@ class Request(HTTPRequest):
         self._json: Any = _UNSET
         self._form: MultiDict | None = None
         self._files: MultiDict | None = None
+        self._session: Session | None = None
 
     @property
     def route(self) -> Any:
@@ -141,8 +151,10 @@ class Request(HTTPRequest):
         if not self.body:
             value = None
         else:
+            app = self.app
+            loads = app.json_loads if app is not None else _json.loads
             try:
-                value = _json.loads(self.body)
+                value = loads(self.body)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise HTTPError(400, f"Invalid JSON body: {exc}") from None
         self._json = value
@@ -164,6 +176,77 @@ class Request(HTTPRequest):
         from .forms import parse_form  # on first use: most requests carry no form
 
         self._form, self._files = parse_form(self)
+
+    # -- application state -------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """An attribute bag for this request (``request.state.user = ...`` in a hook), made on first use."""
+        try:
+            return self._state
+        except AttributeError:
+            self._state = state = State()
+            return state
+
+    @property
+    def session(self) -> Session:
+        """The session (``app.session_interface``, a signed cookie by default), opened on first use.
+
+        Without ``app.config["SECRET_KEY"]`` the default interface raises ``RuntimeError``.
+        """
+        session = self._session
+        if session is None:
+            app = self.app
+            if app is None:
+                raise RuntimeError("this request is not being handled by an App: it has no session")
+            session = self._session = app.session_interface.open_session(app, self)
+        return session
+
+    @property
+    def session_opened(self) -> bool:
+        """Whether ``session`` was used during this request (the app then saves it)."""
+        return self._session is not None
+
+    def flash(self, message: Any, category: str = "message") -> None:
+        """Keep ``message`` in the session for the next request that shows flashed messages."""
+        session = self.session
+        flashes = list(session.get("_flashes") or ())
+        flashes.append([category, message])
+        session["_flashes"] = flashes
+
+    def get_flashed_messages(self, with_categories: bool = False,
+                             category_filter: Any = ()) -> list[Any]:
+        """The messages flashed for this client, removed from the session: each is shown once.
+
+        Every call in one request gives the same messages. ``with_categories=True`` gives
+        ``(category, message)`` pairs; ``category_filter`` keeps only those categories. Without
+        a configured session (no ``SECRET_KEY``) there is nothing: ``[]``.
+        """
+        try:
+            flashes = self._flashes
+        except AttributeError:
+            flashes = []
+            app = self.app
+            if app is not None and app.session_interface.is_configured(app):
+                session = self.session
+                if "_flashes" in session:
+                    for item in session.pop("_flashes") or ():
+                        if isinstance(item, (list, tuple)) and len(item) == 2:
+                            flashes.append((str(item[0]), item[1]))
+            self._flashes = flashes
+        if category_filter:
+            if isinstance(category_filter, str):
+                category_filter = (category_filter,)
+            flashes = [f for f in flashes if f[0] in category_filter]
+        if with_categories:
+            return list(flashes)
+        return [message for _, message in flashes]
+
+    def csrf_token(self) -> str:
+        """A CSRF token bound to this session, for a ``csrf_token`` form field or ``X-CSRF-Token`` header."""
+        from .csrf import new_token
+
+        return new_token(self.session)
 
     def render_template(self, name: str | list[str], /, **context: Any) -> str:
         """Render the template ``name`` of this request's app, with ``request`` in the context."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json as _json
 import mimetypes
 import os
-from typing import Any, Iterable, Mapping
+import sys
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote
 
 from .errors import NotFound
@@ -20,7 +21,8 @@ from .http.encode import encode_head
 from .http.request import HTTPRequest
 from .http.values import http_date
 
-__all__ = ["Response", "FileResponse", "StreamBody", "FileBody", "BodySource", "redirect", "MutableHeaders"]
+__all__ = ["Response", "FileResponse", "StreamBody", "FileBody", "BodySource", "redirect", "MutableHeaders",
+           "json_default", "json_dumps", "json_response", "make_json_dumps"]
 
 
 _JSON_TYPE = "application/json"
@@ -152,27 +154,80 @@ class Response:
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
-def _make_json_dumps() -> Any:
-    """Compact JSON to str. The C encoder is built once here, not on every call as
-    ``json.dumps`` does (circular structures then end in RecursionError, a 500)."""
+def json_default(value: Any) -> Any:
+    """The JSON form of what the standard encoder does not know: ``datetime``/``date``/``time``
+    as ISO 8601, ``UUID`` and ``Decimal`` as strings, an ``Enum`` as its value, a dataclass as
+    a dict of its fields, a set as a list (sorted when its items sort), anything with
+    ``__html__`` as that markup. Else ``TypeError``.
+
+    Called only for such values: plain data never gets here, so it keeps the C encoder's speed.
+    The modules are looked up in ``sys.modules``: a value of a type from a module nobody
+    imported cannot exist, so nothing is imported here.
+    """
+    modules = sys.modules
+    datetime = modules.get("datetime")
+    if datetime is not None and isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    uuid = modules.get("uuid")
+    if uuid is not None and isinstance(value, uuid.UUID):
+        return str(value)
+    decimal = modules.get("decimal")
+    if decimal is not None and isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    enum = modules.get("enum")
+    if enum is not None and isinstance(value, enum.Enum):
+        return value.value
+    dataclasses = modules.get("dataclasses")
+    if dataclasses is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    html = getattr(value, "__html__", None)
+    if html is not None:
+        return str(html())
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def make_json_dumps(default: Callable[[Any], Any] | None = None, sort_keys: bool = False,
+                    ensure_ascii: bool = False) -> Callable[[Any], str]:
+    """Compact JSON to str, with ``json_default`` for the types JSON lacks.
+
+    ``default(value)`` is tried first when given (it may raise ``TypeError`` to leave the value
+    to ``json_default``). The C encoder is built once here, not on every call as
+    ``json.dumps`` does (circular structures then end in RecursionError, a 500).
+    """
     from json import encoder
 
-    def default(value: Any) -> Any:
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    if default is None:
+        fallback = json_default
+    else:
+        extra = default
+
+        def fallback(value: Any) -> Any:
+            try:
+                return extra(value)
+            except TypeError:
+                return json_default(value)
 
     c_make_encoder = getattr(encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # pragma: no cover - CPython always has it
-        return _json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    make = c_make_encoder(None, default, encoder.encode_basestring, None, ":", ",", False, False, True)
+        return _json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",", ":"), sort_keys=sort_keys,
+                                 default=fallback).encode
+    strings = encoder.encode_basestring_ascii if ensure_ascii else encoder.encode_basestring
+    make = c_make_encoder(None, fallback, strings, None, ":", ",", sort_keys, False, True)
     join = "".join
     return lambda value: join(make(value, 0))
 
 
-json_dumps = _make_json_dumps()
+json_dumps = make_json_dumps()
 
 
-def json_response(value: Any, status: int = 200) -> Response:
-    body = json_dumps(value).encode("utf-8")
+def json_response(value: Any, status: int = 200, dumps: Callable[[Any], str] | None = None) -> Response:
+    """A JSON response (``dumps``: an app's ``json_dumps``, else the default one)."""
+    body = (dumps or json_dumps)(value).encode("utf-8")
     return Response(body, status, None, _JSON_TYPE)
 
 
@@ -183,7 +238,13 @@ def redirect(location: str, status: int = 302) -> Response:
 
 
 class FileResponse(Response):
-    """Send a file from disk; the reactor uses ``os.sendfile`` when the socket allows it."""
+    """Send a file from disk; the reactor uses ``os.sendfile`` when the socket allows it.
+
+    The ``Content-Type`` comes from the file name unless ``content_type`` is given, and
+    ``Last-Modified`` from the file. ``download_name`` adds ``Content-Disposition:
+    attachment`` with that name (RFC 5987 ``filename*``, so any characters), which makes a
+    browser save the file instead of showing it. A file that cannot be opened is a 404.
+    """
 
     __slots__ = ("path", "download_name")
 

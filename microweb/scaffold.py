@@ -38,7 +38,7 @@ BASE = '''<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{% block title %}{name}{% endblock %}</title>
-<link rel="stylesheet" href="/style.css">
+<link rel="stylesheet" href="{{ url_for('static', filename='style.css') }}">
 </head>
 <body>
 <header><a href="/">{name}</a></header>
@@ -67,7 +67,10 @@ STYLE = '''body { font-family: system-ui, sans-serif; max-width: 42rem; margin: 
 header a { font-weight: bold; text-decoration: none; color: inherit; }
 '''
 
-TEST = '''"""Tests for {name}: app.test_client() runs requests through the app in memory, no server needed."""
+TEST = '''"""Tests for {name}: app.test_client() runs requests through the app in memory, no server needed.
+
+The test client needs httpx, and these tests pytest: pip install 'microweb[testing]'.
+"""
 from __future__ import annotations
 
 from app import app
@@ -97,7 +100,25 @@ def test_static_file() -> None:
     assert response.headers["content-type"].startswith("text/css")
 '''
 
+README = '''# {name}
+
+A microweb site: `app.py` (the routes), `templates/` (Jinja2, `base.html` is the layout),
+`static/` (served as is) and `test_app.py`.
+
+Set up a virtual environment with microweb and its test client (`pytest`, `httpx`: the
+`testing` extra), then run the tests and the development server:
+
+```
+python3 -m venv .venv && .venv/bin/pip install 'microweb[testing]'
+.venv/bin/python -m pytest -q
+.venv/bin/microweb run app:app --debug --reload
+```
+
+From a checkout of microweb instead of PyPI: `.venv/bin/pip install -e '/path/to/microweb[testing]'`.
+'''
+
 FILES: dict[str, str] = {
+    "README.md": README,
     "app.py": APP,
     "templates/base.html": BASE,
     "templates/index.html": INDEX,
@@ -107,16 +128,21 @@ FILES: dict[str, str] = {
 }
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_NAME_RULE = "a letter or digit, then letters, digits, '.', '_' or '-'"
 
 
 def create_project(path: str) -> list[str]:
     """Write the scaffold into the new directory ``path``; returns the files written.
 
-    Raises ``ValueError`` for a bad name or a directory that exists and is not empty.
+    The project's name is the directory's own name (``microweb new .`` in an empty
+    directory uses its name). Raises ``ValueError`` for a bad name or a directory
+    that exists and is not empty.
     """
-    name = os.path.basename(os.path.normpath(path))
+    if not path.strip():
+        raise ValueError("the project needs a name: microweb new NAME")
+    name = os.path.basename(os.path.abspath(path))
     if not _NAME.fullmatch(name):
-        raise ValueError(f"invalid project name {name!r} (letters, digits, '.', '_' and '-')")
+        raise ValueError(f"invalid project name {name!r}: {_NAME_RULE}")
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise ValueError(f"{path} already exists and is not an empty directory")
     written = []

@@ -303,3 +303,17 @@ def test_c10k_small() -> None:
         os.sched_setaffinity(0, affinity)
     assert r["held"] == 300 and r["first_ok"] == 300 and r["reused"] == 300
     assert r["rps_without"] > 0 and r["rps_with"] > 0 and r["rss_held_mb"] > 0 and r["server_alive"]
+
+
+@pytest.mark.slow
+def test_websocket_bench_small() -> None:
+    """The WebSocket benchmark's idle and broadcast scenarios, small: every socket echoes, all get the message."""
+    import tempfile
+
+    from benchmarks import websocket_bench as wb
+
+    with tempfile.TemporaryDirectory() as logdir:
+        idle = wb.bench_idle(200, logdir)
+        assert idle["echoed"] == 200 and idle["rss_mb"] > 0
+        result = wb.bench_broadcast(100, logdir, repeats=2)
+        assert result["sockets"] == 100 and len(result["all_ms"]) == 2

@@ -84,6 +84,8 @@ def test_streaming() -> None:
     ("forms", "/", "<form"),
     ("streaming", "/count?n=2", "1\n2\n"),
     ("streaming", "/events?n=1", "event: done"),
+    ("chat", "/", "new WebSocket"),
+    ("ticker", "/", "new WebSocket"),
 ])
 def test_examples_run_with_microweb_run(name: str, path: str, expect: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
@@ -92,6 +94,65 @@ def test_examples_run_with_microweb_run(name: str, path: str, expect: str, tmp_p
         wait_for_port("127.0.0.1", port)
         r = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
         assert r.status_code == 200 and expect in r.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_chat_room_broadcast() -> None:
+    chat = load("chat")
+    client = chat.app.test_client()
+    assert "new WebSocket" in client.get("/").text
+    with client.websocket_connect("/chat/lobby") as alice:
+        assert alice.receive_text() == "someone joined (1 here)"
+        with client.websocket_connect("/chat/lobby") as bob, client.websocket_connect("/chat/other") as carol:
+            assert alice.receive_text() == "someone joined (2 here)"
+            assert bob.receive_text() == "someone joined (2 here)"
+            assert carol.receive_text() == "someone joined (1 here)"
+            alice.send_text("hi all")
+            assert alice.receive_text() == "hi all" and bob.receive_text() == "hi all"
+            with pytest.raises(TimeoutError):
+                carol.receive_text(timeout=0.2)  # another room
+        assert alice.receive_text() == "someone left (1 here)"
+    assert chat.rooms == {}
+
+
+def test_ticker_pushes_from_a_thread() -> None:
+    import json
+    import threading
+
+    ticker = load("ticker")
+    client = ticker.app.test_client()
+    with client.websocket_connect("/prices") as a, client.websocket_connect("/prices") as b:
+        sender = threading.Thread(target=ticker.publish, args=(json.dumps({"price": 101.5}),))
+        sender.start()
+        sender.join(5)
+        # The ticker thread's own ticks (one a second) may come first.
+        for ws in (a, b):
+            prices = [json.loads(ws.receive_text(timeout=3))["price"] for _ in range(3)]
+            assert 101.5 in prices and all(p > 0 for p in prices)
+    assert ticker.subscribers == set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"], ["--threads", "2"]])
+def test_ticker_under_microweb_run_with_a_real_client(extra: list[str]) -> None:
+    import contextlib
+    import json
+
+    from websockets.sync.client import connect
+
+    port = free_port()
+    proc = start_cli("run", "examples/ticker.py", "--port", str(port), *extra, cwd=REPO_ROOT)
+    try:
+        wait_for_port("127.0.0.1", port)
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(connect(f"ws://127.0.0.1:{port}/prices", open_timeout=10))
+                       for _ in range(4)]
+            for ws in clients:
+                assert json.loads(ws.recv(timeout=5))["price"] > 0
+                assert json.loads(ws.recv(timeout=5))["price"] > 0
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -13,6 +13,11 @@ A parser is in one of four states:
 ``HEAD``      waiting for a complete request head (request line + fields + CRLF CRLF)
 ``BODY``      reading a body framed by ``Content-Length`` (``_remaining`` bytes to go)
 ``CHUNKED``   reading a ``Transfer-Encoding: chunked`` body (sub-state ``_chunk_state``)
+``UPGRADE``   after a request asking to switch protocols (``Connection: upgrade`` with an
+              ``Upgrade`` field, HTTP/1.1, no body): the bytes after it are held unparsed,
+              since they may be another protocol's, until the server calls ``resume()``
+              (the upgrade was declined: they are parsed as HTTP) or ``detach()`` (the
+              connection switched: they are the new protocol's first bytes)
 ``CLOSED``    after an error or a request that ends the connection: input is ignored
 
 Bodies are read whole before the request is handed out (up to ``max_body_size``),
@@ -91,7 +96,8 @@ class ParserState(enum.IntEnum):
     HEAD = 0
     BODY = 1
     CHUNKED = 2
-    CLOSED = 3
+    UPGRADE = 3
+    CLOSED = 4
 
 
 class ChunkState(enum.IntEnum):
@@ -105,7 +111,7 @@ class ChunkState(enum.IntEnum):
 
 # Module-level names for the hot path, as plain ints: CPython specializes comparisons of exact
 # ints, not of IntEnum members. ``ParserState(parser.state)`` names a state.
-HEAD, BODY, CHUNKED, CLOSED = map(int, ParserState)
+HEAD, BODY, CHUNKED, UPGRADE, CLOSED = map(int, ParserState)
 _SIZE, _DATA, _DATA_END, _TRAILERS = map(int, ChunkState)
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -129,7 +135,7 @@ class HeaderBlock:
     """
 
     __slots__ = ("headers", "content_length", "chunked", "has_body", "keep_alive", "expect_continue", "raw",
-                 "forwarded")
+                 "forwarded", "ends_http")
 
     def __init__(
         self,
@@ -149,6 +155,11 @@ class HeaderBlock:
         self.raw: bytes | None = None  # the field block, when this is shared between connections
         # Whether a reverse proxy's forwarding fields are present (only trusted peers' are applied).
         self.forwarded = any(name in headers for name in FORWARDING_FIELDS)
+        # Whether HTTP parsing stops after a request with these fields: it closes the
+        # connection, or asks to switch protocols (RFC 9110 7.8: HTTP/1.1 only, and not
+        # with a body, whose end would be ambiguous). One check on the hot path covers both.
+        self.ends_http = not self.keep_alive or (
+            is_http11 and not self.has_body and "upgrade" in _split_tokens(connection) and "upgrade" in headers)
 
 
 def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderBlock:
@@ -223,6 +234,10 @@ def _content_length(value: str) -> int:
     return int(value)
 
 
+def _split_tokens(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",")]
+
+
 def _wants_keep_alive(connection: str, is_http11: bool) -> bool:
     if not connection:
         return is_http11
@@ -282,12 +297,34 @@ class RequestParser:
     @property
     def has_partial_input(self) -> bool:
         """True while part of a request has arrived but not all of it."""
-        return bool(self._buffer) or self.state == BODY or self.state == CHUNKED
+        return bool(self._buffer) or HEAD < self.state < CLOSED
+
+    def resume(self) -> list[HTTPRequest]:
+        """The server declined an upgrade: parse the held bytes as HTTP; the requests they complete."""
+        if self.state != UPGRADE:
+            return []
+        self.state = HEAD
+        held, self._buffer = self._buffer, b""
+        return self.receive(bytes(held)) if held else []
+
+    def detach(self) -> bytes:
+        """The connection switched protocols: the bytes held after the upgrade request. The parser closes."""
+        held, self._buffer = self._buffer, b""
+        self.state = CLOSED
+        return bytes(held)
 
     def receive(self, data: bytes) -> list[HTTPRequest]:
         """Take ``data`` (``b""`` means EOF) and return the requests it completes."""
         requests: list[HTTPRequest] = []
-        if self.state == CLOSED:
+        if self.state >= UPGRADE:
+            if self.state == UPGRADE and data:
+                self._buffer = self._buffer + data  # held until resume() or detach()
+                limits = self.limits
+                if len(self._buffer) > limits.max_header_size + limits.max_request_line:
+                    # A client waits for the 101 before sending frames (RFC 6455 4.1): this is a flood.
+                    self.error = ProtocolError(400, "Too much data after an upgrade request")
+                    self.state = CLOSED
+                    self._buffer = b""
             return requests
         if not data:
             if self.has_partial_input and self.error is None:
@@ -329,6 +366,8 @@ class RequestParser:
                     pos = self._read_chunked_body(buf, pos, requests)
                     if self.state == CHUNKED:
                         break
+                elif state == UPGRADE:
+                    break  # the rest is held (see resume and detach)
                 else:
                     pos = len(buf)
                     break
@@ -446,8 +485,8 @@ class RequestParser:
                     self.interim = CONTINUE_RESPONSE
         else:
             requests.append(request)
-            if not parsed.keep_alive:
-                self.state = CLOSED
+            if parsed.ends_http:
+                self.state = CLOSED if not parsed.keep_alive else UPGRADE
         return pos
 
     def _start_body(self, request: HTTPRequest, state: int) -> None:

@@ -7,6 +7,7 @@ request class the parser should build.
 - ``reactor``: ``Server``, the selectors loop (accept, read, write, sendfile, backpressure, stop)
 - ``options``: ``ServerOptions``, every setting with its default and help text
 - ``start``: ``serve(handle, options)``, the one way a server is started
+- ``websocket``: ``WebSocketHub``, the upgraded connections (made at the first upgrade)
 - ``tls`` (imported only for HTTPS), ``listeners``, ``pool`` (``--threads``), ``push`` (parked push streams),
   ``workers`` (``--workers``), ``reload`` (``--reload``), ``timers``, ``failures``
 """

@@ -73,6 +73,28 @@ def _seconds(value: Any) -> float:
     return number
 
 
+def _seconds_or_off(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected seconds, got {value!r}") from None
+    if number < 0 or math.isnan(number) or math.isinf(number):
+        raise ValueError(f"must be 0 (off) or a positive number of seconds, got {value!r}")
+    return number
+
+
+_SWITCHES = {"on": True, "yes": True, "true": True, "1": True, "off": False, "no": False, "false": False, "0": False}
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    setting = _SWITCHES.get(str(value).strip().lower())
+    if setting is None:
+        raise ValueError(f"expected on or off, got {value!r}")
+    return setting
+
+
 def _text(value: Any) -> str:
     return str(value)
 
@@ -126,6 +148,14 @@ class ServerOptions:
     max_pipelined: int = _option(128, "with --threads: requests queued per connection before it is no longer "
                                       "read", _count)
     high_water: int = _option(1 << 20, "queued response bytes above which a connection is not read", parse_size)
+    ws_max_message: int = _option(1 << 20, "largest WebSocket message, after decompression (larger: close 1009)",
+                                  parse_size, group="websockets")
+    ws_ping_interval: float = _option(20.0, "seconds between the pings sent on each WebSocket (0: off)",
+                                      _seconds_or_off, metavar="SECONDS", group="websockets")
+    ws_ping_timeout: float = _option(20.0, "seconds a WebSocket peer has to answer a ping or a close before it "
+                                           "is disconnected", _seconds, metavar="SECONDS", group="websockets")
+    ws_deflate: bool = _option(True, "accept permessage-deflate compression on WebSockets (on/off)", _switch,
+                               metavar="on|off", shown="on", group="websockets")
     forwarded_allow_ips: str = _option("127.0.0.1", "comma-separated proxy addresses or networks whose "
                                                     "X-Forwarded-*/Forwarded headers are trusted ('*': all, '': none)",
                                        _text, metavar="IPS", group="deployment")

@@ -21,6 +21,8 @@ from collections import deque
 from typing import Any, Callable
 
 from ..http.bodies import BodySource
+from ..http.parser import UPGRADE
+from ..http.websocket import WebSocketUpgrade
 from .failures import internal_error, wrong_result
 
 __all__ = ["HandlerPool", "PooledDispatch"]
@@ -31,6 +33,7 @@ EVENT_READ = 1  # selectors.EVENT_READ / EVENT_WRITE (this module polls nothing 
 EVENT_WRITE = 2
 
 _STOP = None
+_CALL = object()  # a job (_CALL, func): run func() (a websocket handler in blocking style)
 
 
 class HandlerPool:
@@ -50,6 +53,10 @@ class HandlerPool:
     def submit(self, conn: Any, request: Any) -> None:
         self._jobs.put((conn, request))
 
+    def call(self, func: Callable[[], None]) -> None:
+        """Run ``func()`` in a pool thread (its exceptions are logged)."""
+        self._jobs.put((_CALL, func))
+
     def _work(self) -> None:
         handle = self.handle
         jobs = self._jobs
@@ -60,6 +67,12 @@ class HandlerPool:
             if job is _STOP:
                 return
             conn, request = job
+            if conn is _CALL:
+                try:
+                    request()
+                except Exception:
+                    log.exception("unhandled error in a function run in the pool")
+                continue
             try:
                 result = handle(request)
             except Exception:
@@ -116,6 +129,9 @@ class PooledDispatch:
             if not conn.reading and not conn.peer_eof and len(queue) < server.max_pipelined:
                 server.watch(conn, conn.events | EVENT_READ)
             return
+        if conn.parser.state == UPGRADE:
+            server.held_after_upgrade(conn)  # an upgrade request answered without switching
+            return
         if conn.pending_error is not None:
             error, conn.pending_error = conn.pending_error, None
             conn.close_after = True
@@ -148,6 +164,8 @@ class PooledDispatch:
             elif isinstance(result, BodySource):
                 server.write(conn, result.head)
                 server.queue_source(conn, result)
+                if type(result) is WebSocketUpgrade:
+                    continue  # the websocket hub's now (or once its 101 is sent)
             else:
                 server.write(conn, wrong_result(request, result))
                 request.keep_alive = False

@@ -40,7 +40,10 @@ Around the loop, each in its own module of ``microweb.server``: ``pool.py``
 (``--threads``: the loop's ``_respond`` is swapped once for the pool's),
 ``push.py`` (push streams parked until another thread pushes), ``tls.py``
 (``TLSServer``, a subclass with its own read/handshake path), ``listeners.py``,
-``timers.py`` and ``options.py`` (every setting, from ``ServerOptions``). The
+``timers.py``, ``options.py`` (every setting, from ``ServerOptions``) and
+``websocket.py`` (``WebSocketHub``: a ``WebSocketUpgrade`` result at the front of
+an outbox hands the connection over; the hub's own selector is registered here
+as a wake-up source, so plain HTTP never checks for websockets). The
 collaborators use the loop's public primitives (``write``, ``flush``,
 ``queue_source``, ``send_piece``, ``end_stream``, ``set_events``, ``watch``,
 ``unwatch``, ``close_connection``, ``wake``), never its private state.
@@ -63,8 +66,9 @@ from typing import Any, Callable
 
 from ..http.bodies import BodySource, FileBody, PushStream, StreamBody
 from ..http.encode import LAST_CHUNK, refresh_date
-from ..http.parser import HEAD, Limits, ProtocolError, RequestParser
+from ..http.parser import HEAD, UPGRADE, Limits, ProtocolError, RequestParser
 from ..http.request import HTTPRequest
+from ..http.websocket import WebSocketUpgrade
 from .failures import internal_error, wrong_result
 from .listeners import create_listener, default_max_connections
 from .options import ServerOptions
@@ -229,6 +233,7 @@ class Server:
         self.started = threading.Event()
         self.push = PushStreams(self)  # server-sent streams parked until another thread pushes
         self.pool: Any = None  # the PooledDispatch behind --threads, if any
+        self.websockets: Any = None  # the WebSocketHub, made at the first upgrade
         if options.threads > 0:
             from .pool import PooledDispatch
 
@@ -301,7 +306,7 @@ class Server:
                     if conn is None:
                         self._accept()
                     elif conn is _WAKE:
-                        self._drain_wakeups()
+                        self._drain_wakeups(key.fileobj is self._wake_r)
                         if self.pool is not None:
                             self.pool.deliver()
                     else:
@@ -319,6 +324,8 @@ class Server:
                     refresh_date()
                     try:
                         self.timers.expire(now, self._on_timeout)
+                        if self.websockets is not None:
+                            self.websockets.tick(now)
                     except Exception:
                         log.exception("internal error while expiring timeouts")
                     if self._accepting is Accepting.BACKING_OFF and now >= self._accept_resume_at:
@@ -333,6 +340,8 @@ class Server:
         if self._stop_deadline == 0.0:
             self._stop_deadline = self.now + self.graceful_timeout
             self.push.end_all()  # a push stream would otherwise hold its connection to the deadline
+            if self.websockets is not None:
+                self.websockets.close_all()  # 1001; each closes when its close handshake is done
             self._linger_until = self.now + STOP_LINGER
             # Requests that reached us before the stop are answered: accept what waits in
             # the backlog; idle connections stay open for STOP_LINGER, so a request already
@@ -360,6 +369,8 @@ class Server:
     def _shutdown(self) -> None:
         if self.pool is not None:
             self.pool.shutdown()
+        if self.websockets is not None:
+            self.websockets.shutdown()
         for conn in list(self.connections.values()):
             self.close_connection(conn)
         try:
@@ -371,13 +382,17 @@ class Server:
         self._wake_r.close()
         self._wake_w.close()
 
-    def _drain_wakeups(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
+    def _drain_wakeups(self, wake_socket: bool = True) -> None:
+        """A wake-up source is readable: the wake-up socket (drained), or the websocket hub's selector."""
+        if wake_socket:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except OSError:
                 pass
-        except OSError:
-            pass
         self.push.flush_ready()
+        if self.websockets is not None:
+            self.websockets.poll()
 
     # -- accepting ------------------------------------------------------------
 
@@ -458,6 +473,9 @@ class Server:
             parser.interim = b""
         if parser.has_partial_input:
             if parser.state != HEAD:
+                if parser.state == UPGRADE:
+                    self.held_after_upgrade(conn)
+                    return
                 self._body_progress(conn, len(data))
             elif not conn.receiving:
                 conn.receiving = RECEIVING_HEAD
@@ -466,6 +484,49 @@ class Server:
             conn.receiving = RECEIVING_IDLE
             if not conn.outbox:
                 conn.deadline = self.now + self.keepalive_timeout
+
+    def held_after_upgrade(self, conn: Connection) -> None:
+        """The parser stopped after a request asking to switch protocols.
+
+        While it is being answered (in the pool, or its 101 still being sent) the bytes
+        after it stay held; once it has been answered without switching, they are
+        parsed as HTTP and answered like any read.
+        """
+        parser = conn.parser
+        if conn.busy or conn.closed or any(type(item) is WebSocketUpgrade for item in conn.outbox):
+            return
+        requests = parser.resume()
+        if requests or parser.error is not None:
+            self._respond(conn, requests)
+            if conn.closed:
+                return
+        if parser.state == UPGRADE:
+            self.held_after_upgrade(conn)
+            return
+        if parser.interim and conn.deferred is None and not conn.busy:
+            self.write(conn, parser.interim)
+            parser.interim = b""
+        if parser.has_partial_input:
+            if parser.state != HEAD:
+                self._body_progress(conn, 0)
+            elif not conn.receiving:
+                conn.receiving = RECEIVING_HEAD
+                self.timers.set_deadline(conn, self.now + self.head_timeout)
+        else:
+            conn.receiving = RECEIVING_IDLE
+            if not conn.outbox:
+                conn.deadline = self.now + self.keepalive_timeout
+
+    def upgrade(self, conn: Connection, upgrade: WebSocketUpgrade) -> None:
+        """Hand ``conn`` to the websocket hub (made on first use): everything before the upgrade is sent."""
+        hub = self.websockets
+        if hub is None:
+            from .websocket import WebSocketHub
+
+            hub = self.websockets = WebSocketHub(self)
+            # The hub's selector is a wake-up source: its events reach _drain_wakeups, then hub.poll.
+            self.selector.register(hub.selector, EVENT_READ, _WAKE)  # type: ignore[arg-type]
+        hub.adopt(conn, upgrade)
 
     def _body_progress(self, conn: Connection, received: int) -> None:
         """Re-arm the deadline of a connection sending a body.
@@ -666,12 +727,16 @@ class Server:
         """Advance the body source at the front of the outbox.
 
         True: it is finished and gone from the outbox (go on flushing); False: the
-        socket is full or the source used up its turn; None: the connection closed.
+        socket is full or the source used up its turn; None: the connection closed
+        (or was handed to the websocket hub).
         """
         if type(source) is FileBody:
             return self._send_file(conn, source)
         if type(source) is PushStream:
             return self.push.send(conn, source)
+        if type(source) is WebSocketUpgrade:
+            self.upgrade(conn, source)
+            return None  # the connection is the websocket hub's now
         assert isinstance(source, StreamBody)
         for _ in range(STREAM_STEP):
             try:
