@@ -336,11 +336,12 @@ class App(TemplateHelpers):
         prefix = parent_prefix + prefix.rstrip("/")
         self.blueprints[name] = bp
         bp.registered = True
-        for rule, methods, handler, endpoint in bp.deferred_routes:
+        for rule, methods, handler, endpoint, csrf in bp.deferred_routes:
             full_rule = prefix + rule if rule else prefix or "/"
             self._static_paths.clear()
             route = self.router.add(full_rule, methods, handler, f"{name}.{endpoint}")
             route.blueprint = name
+            route.csrf = csrf
             self._blueprint_routes = True
         if bp.static_folder is not None:
             self._add_blueprint_static(bp, name, prefix)
