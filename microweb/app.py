@@ -525,10 +525,6 @@ class App(TemplateHelpers):
                     fast = self.static.fast_response(request)
                     if fast is not None:
                         return fast
-                if self.mounts:
-                    mounted = self._mounted(request)
-                    if mounted is not None:
-                        return mounted
                 rv = self._route_request(request)
             else:
                 rv = route.handler(request)
@@ -572,7 +568,9 @@ class App(TemplateHelpers):
 
     def _after(self, request: Request, response: Response) -> Response:
         """The full finish: blueprint then app after-request hooks, the session, CORS headers,
-        compression (last: it encodes what the others produced)."""
+        compression (last: it encodes what the others produced). A mounted app's answer is its own."""
+        if type(response) is _MountedResponse:
+            return response
         if self._bp_after:
             blueprint = request.blueprint
             if blueprint is not None:
@@ -641,6 +639,10 @@ class App(TemplateHelpers):
         """``_dispatch`` plus CORS preflights, the matched route on ``request.route`` and
         blueprint before-request hooks (outer blueprint first)."""
         request._route = None
+        if self.mounts:
+            mounted = self._mounted(request)
+            if mounted is not None:
+                return _MountedResponse(mounted)
         if self._cors and _is_preflight(request):
             routes = self.router.routes_for(request.path)
             policy = self._cors_policy_for(routes[0].blueprint) if routes else self.cors_policy
@@ -863,6 +865,19 @@ class App(TemplateHelpers):
         from .testing import test_client
 
         return test_client(self, **kwargs)
+
+
+class _MountedResponse(Response):
+    """A mounted app's finished answer, passed through the parent's dispatch unchanged."""
+
+    __slots__ = ("output",)
+
+    def __init__(self, output: Output) -> None:
+        super().__init__(b"")
+        self.output = output
+
+    def encode(self, request: Any) -> Output:
+        return self.output
 
 
 def _find_handler(handlers: dict[Any, Callable[..., Any]], exc: BaseException) -> Callable[..., Any] | None:
