@@ -270,7 +270,7 @@ class App(TemplateHelpers):
         speaks, matched against the client's ``Sec-WebSocket-Protocol`` (``ws.subprotocol``).
         See ``microweb/websocket.py`` and docs/websockets.md.
         """
-        from .websocket import WebSocketRoute
+        from .websocket import WebSocketRoute  # on first use: most apps have no websockets
 
         def decorator(func: F) -> F:
             route = WebSocketRoute(self, func, origins, subprotocols)
@@ -339,6 +339,9 @@ class App(TemplateHelpers):
         for rule, methods, handler, endpoint, csrf in bp.deferred_routes:
             full_rule = prefix + rule if rule else prefix or "/"
             self._static_paths.clear()
+            bind = getattr(handler, "bind", None)  # a @bp.websocket route: its origins default to this app's
+            if bind is not None:
+                handler = bind(self)
             route = self.router.add(full_rule, methods, handler, f"{name}.{endpoint}")
             route.blueprint = name
             route.csrf = csrf

@@ -96,6 +96,19 @@ class Blueprint(TemplateHelpers):
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
         return self.route(path, ["GET"], name)
 
+    def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
+                  name: str | None = None) -> Callable[[F], F]:
+        """``app.websocket`` under this blueprint's prefix: ``handler(request, ws, **path_params)``;
+        without ``origins`` the app's ``websocket_origins`` apply."""
+        from .websocket import WebSocketRoute
+
+        def decorator(func: F) -> F:
+            self.add_route(path, WebSocketRoute(None, func, origins, subprotocols), ["GET"],
+                           name or getattr(func, "__name__", None), csrf=False)
+            return func
+
+        return decorator
+
     def post(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
         return self.route(path, ["POST"], name, csrf)
 
