@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .app import App
+from .blueprints import Blueprint
 from .config import Config
 from .datastructures import MultiDict, State
 from .errors import HTTPError, MethodNotAllowed, NotFound, abort
@@ -21,6 +22,7 @@ from .websocket import WebSocket, WebSocketClosed
 
 __all__ = [
     "App",
+    "Blueprint",
     "Config",
     "CookieSessionInterface",
     "FileResponse",

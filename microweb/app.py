@@ -2,13 +2,17 @@
 the server calls for every request."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
+from .blueprints import Blueprint
+from .compression import Compressor
 from .config import Config, default_config
+from .cors import CORSPolicy
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 from .http.bodies import BodySource
 from .http.encode import encode_simple_head, internal_error_response, reason_phrase
@@ -18,7 +22,7 @@ from .requests import Request
 from .responses import Response, json_response, make_json_dumps, redirect
 from .routing import Router, OptionsAllowed
 from .templating import TemplateHelpers, Templates, call_context_processor
-from .wsgi import call_app as call_wsgi
+from .wsgi import WSGIAdapter, call_app as call_wsgi
 
 if TYPE_CHECKING:
     from .sessions import SessionInterface
@@ -46,8 +50,12 @@ class App(TemplateHelpers):
     """A microweb application.
 
     ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False,
-    websocket_origins=None)``; relative folders are resolved against the working directory when
-    the App is made. Settings live in ``app.config`` (docs/sessions.md lists the keys).
+    websocket_origins=None, compress=False, compress_min_size=500, compress_level=6)``; relative
+    folders are resolved against the working directory when the App is made. Settings live in
+    ``app.config`` (docs/sessions.md lists the keys). Register hooks with the decorators
+    (``@app.before_request`` ...), not by appending to the lists: the decorators also decide, once,
+    which dispatch path requests take, so an app without hooks, blueprints, mounts, CORS or
+    compression pays for none.
     """
 
     #: The class the server's parser builds for this app's requests.
@@ -60,6 +68,9 @@ class App(TemplateHelpers):
         static_url_path: str = "",
         debug: bool = False,
         websocket_origins: Iterable[str] | None = None,
+        compress: bool = False,
+        compress_min_size: int = 500,
+        compress_level: int = 6,
     ) -> None:
         self.router = Router()
         # Origins allowed to open this app's websockets (None: any; a route's origins= wins).
@@ -70,6 +81,24 @@ class App(TemplateHelpers):
         self.before_request_funcs: list[Callable[[Request], Any]] = []
         self.after_request_funcs: list[Callable[[Request, Response], Response]] = []
         self.error_handlers: dict[int | type[BaseException], Callable[[Request, Any], Any]] = {}
+        self.teardown_request_funcs: list[Callable[[Request, BaseException | None], Any]] = []
+        #: Registered blueprints by full name (``"parent.child"`` when nested).
+        self.blueprints: dict[str, Blueprint] = {}
+        #: (prefix, App or None, WSGIAdapter or None), longest prefix first (see ``mount``).
+        self.mounts: list[tuple[str, App | None, WSGIAdapter | None]] = []
+        #: The path this app is mounted at when it is another App's ``mount`` ("" otherwise).
+        self.script_root = ""
+        self.cors_policy: CORSPolicy | None = None
+        self._compress_settings = (compress_min_size, compress_level)
+        Compressor(compress_min_size, compress_level)  # a bad setting raises now, even with compress off
+        self.compressor: Compressor | None = Compressor(*self._compress_settings) if compress else None
+        self._blueprint_routes = False
+        self._cors = False  # a CORS policy on the app or a blueprint
+        self._bp_before: dict[str, tuple[Callable[[Request], Any], ...]] = {}
+        self._bp_after: dict[str, tuple[Callable[[Request, Response], Response], ...]] = {}
+        self._pre = False  # the full dispatch: before hooks, blueprints, mounts, CORS or CSRF
+        self._post = False  # the full finish: after hooks, CORS, compression or teardown
+        self._route_request: Callable[[Request], Any] = self._dispatch
         self.config = Config(default_config())
         self.init_template_helpers()
         self.templates = Templates(self.template_folder, auto_reload=debug,
@@ -91,6 +120,7 @@ class App(TemplateHelpers):
         self._check_csrf: Callable[..., None] | None = None
         self.json_dumps: Callable[[Any], str] = make_json_dumps()
         self.config.watch(self._config_changed)
+        self._update_paths()
 
     # -- configuration ----------------------------------------------------------
 
@@ -101,6 +131,7 @@ class App(TemplateHelpers):
 
                 self._check_csrf, self._csrf_methods = check_request, UNSAFE_METHODS
             self._csrf_protect = bool(self.config.get("CSRF_PROTECT"))
+            self._update_paths()
         elif key in ("JSON_SORT_KEYS", "JSON_ENSURE_ASCII"):
             self._build_json()
 
@@ -146,6 +177,36 @@ class App(TemplateHelpers):
         key = super().add_template_helper(kind, func, name)
         self.templates.add(kind, key, func)
         return key
+
+    def _update_paths(self) -> None:
+        """Choose, once per registration, the dispatch and finish paths requests take."""
+        blueprints = self.blueprints.values()
+        cors = self.cors_policy is not None or any(bp.cors_policy is not None for bp in blueprints)
+        self._cors = cors
+        # Per blueprint, its hooks and its parents' flattened in the order they run (blueprints
+        # cannot change once registered, so this is computed here, not per request).
+        self._bp_before = {}
+        self._bp_after = {}
+        for name in self.blueprints:
+            parts = name.split(".")
+            chain = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]  # innermost first
+            self._bp_before[name] = tuple(f for bp in reversed(chain) for f in self.blueprints[bp].before_request_funcs)
+            self._bp_after[name] = tuple(f for bp in chain for f in self.blueprints[bp].after_request_funcs)
+        self._pre = bool(self.before_request_funcs or self._blueprint_routes or self.mounts or cors
+                         or self._csrf_protect)
+        self._post = bool(self.after_request_funcs or self.teardown_request_funcs or cors
+                          or self.compressor is not None or any(bp.after_request_funcs for bp in blueprints))
+        self._route_request = self._dispatch_full if self._pre else self._dispatch
+
+    @property
+    def compress(self) -> bool:
+        """Whether dynamic responses are gzip-encoded when the client accepts it (``microweb.compression``)."""
+        return self.compressor is not None
+
+    @compress.setter
+    def compress(self, value: bool) -> None:
+        self.compressor = Compressor(*self._compress_settings) if value else None
+        self._update_paths()
 
     @property
     def debug(self) -> bool:
@@ -209,7 +270,7 @@ class App(TemplateHelpers):
         speaks, matched against the client's ``Sec-WebSocket-Protocol`` (``ws.subprotocol``).
         See ``microweb/websocket.py`` and docs/websockets.md.
         """
-        from .websocket import WebSocketRoute
+        from .websocket import WebSocketRoute  # on first use: most apps have no websockets
 
         def decorator(func: F) -> F:
             route = WebSocketRoute(self, func, origins, subprotocols)
@@ -221,12 +282,149 @@ class App(TemplateHelpers):
     def before_request(self, func: F) -> F:
         """``func(request)`` runs before every handler; a non-None return short-circuits."""
         self.before_request_funcs.append(func)
+        self._update_paths()
         return func
 
     def after_request(self, func: F) -> F:
         """``func(request, response)`` runs after every handler and returns the response."""
         self.after_request_funcs.append(func)
+        self._update_paths()
         return func
+
+    def teardown_request(self, func: F) -> F:
+        """``func(request, exc_or_None)`` runs once the response is built, on success and on error.
+
+        It cannot change the response (its return value is ignored); an exception in it is
+        logged and the others still run. For a streamed body it runs before the stream is sent.
+        """
+        self.teardown_request_funcs.append(func)
+        self._update_paths()
+        return func
+
+    def cors(self, origins: str | Iterable[str] = "*", methods: Iterable[str] | None = None,
+             headers: Iterable[str] | None = None, expose_headers: Iterable[str] | None = None,
+             credentials: bool = False, max_age: int | None = 600) -> CORSPolicy:
+        """Allow cross-origin requests from ``origins`` (``"*"`` or a list); see ``microweb.cors``.
+
+        A blueprint's own ``bp.cors(...)`` wins for its routes. ``"*"`` with ``credentials=True``
+        raises ``ValueError``.
+        """
+        self.cors_policy = CORSPolicy(origins, methods, headers, expose_headers, credentials, max_age)
+        self._update_paths()
+        return self.cors_policy
+
+    # -- blueprints and mounts --------------------------------------------------
+
+    def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
+        """Add ``blueprint``'s routes under ``url_prefix`` (else its own), endpoints ``"<name>.<function>"``.
+
+        Registering two blueprints with one name, or a route that is already routed, raises
+        ``ValueError``. Nested blueprints (``bp.register_blueprint(child)``) come along, under
+        the parent's prefix and as ``"parent.child"``.
+        """
+        self._register_blueprint(blueprint, url_prefix, "", "")
+        self._update_paths()
+
+    def _register_blueprint(self, bp: Blueprint, url_prefix: str | None, parent: str, parent_prefix: str) -> None:
+        name = f"{parent}.{bp.name}" if parent else bp.name
+        if name in self.blueprints:
+            raise ValueError(f"a blueprint named {name!r} is already registered "
+                             f"({self.blueprints[name]!r}); blueprint names must be unique")
+        prefix = url_prefix if url_prefix is not None else (bp.url_prefix or "")
+        if prefix and not prefix.startswith("/"):
+            raise ValueError(f"url_prefix {prefix!r} must start with '/'")
+        prefix = parent_prefix + prefix.rstrip("/")
+        self.blueprints[name] = bp
+        bp.registered = True
+        for rule, methods, handler, endpoint, csrf in bp.deferred_routes:
+            full_rule = prefix + rule if rule else prefix or "/"
+            self._static_paths.clear()
+            bind = getattr(handler, "bind", None)  # a @bp.websocket route: its origins default to this app's
+            if bind is not None:
+                handler = bind(self)
+            route = self.router.add(full_rule, methods, handler, f"{name}.{endpoint}")
+            route.blueprint = name
+            route.csrf = csrf
+            self._blueprint_routes = True
+        if bp.static_folder is not None:
+            self._add_blueprint_static(bp, name, prefix)
+        if bp.template_folder is not None:
+            self.templates.add_folder(bp.template_folder)
+        for func in bp.app_context_processors:
+            self.context_processor(func)
+        for kind, helpers in (("filter", bp.template_filters), ("global", bp.template_globals),
+                              ("test", bp.template_tests)):
+            for helper_name, func in helpers.items():
+                self.add_template_helper(kind, func, helper_name)
+        for child, child_prefix in bp.children:
+            self._register_blueprint(child, child_prefix, name, prefix)
+
+    def _add_blueprint_static(self, bp: Blueprint, name: str, prefix: str) -> None:
+        from .static import StaticFiles
+
+        url_path = prefix + (bp.static_url_path or "")
+        files = StaticFiles(bp.static_folder or "", url_path)
+
+        def static(request: Request, filename: str) -> Any:
+            response = files.response(request)
+            if response is None:
+                raise NotFound()
+            return response
+
+        route = self.router.add(url_path + "/<path:filename>", ["GET"], static, f"{name}.static")
+        route.blueprint = name
+        self._blueprint_routes = True
+
+    def mount(self, prefix: str, app: Any) -> None:
+        """Let ``app`` answer every path under ``prefix``: another ``App``, or any WSGI application.
+
+        A WSGI app sees ``SCRIPT_NAME=prefix`` and the rest as ``PATH_INFO`` (PEP 3333), so its
+        own ``url_for`` and redirects carry the prefix; a microweb ``App`` is called directly
+        with the rest as ``request.path``, and its ``url_for`` adds the prefix. ``prefix`` itself
+        redirects (308) to ``prefix/``. The mount wins over this app's routes under ``prefix``;
+        this app's hooks, CORS and compression do not apply to the mounted app's responses.
+        """
+        prefix = "/" + prefix.strip("/")
+        if prefix == "/":
+            raise ValueError("mount() needs a prefix other than '/'")
+        if any(existing == prefix for existing, _, _ in self.mounts):
+            raise ValueError(f"something is already mounted at {prefix!r}")
+        if isinstance(app, App):
+            if app is self:
+                raise ValueError("an App cannot be mounted on itself")
+            app.script_root = self.script_root + prefix
+            self.mounts.append((prefix, app, None))
+        elif callable(app):
+            adapter = WSGIAdapter(app, multithread=True)
+            adapter.base_environ["SCRIPT_NAME"] = self.script_root + prefix
+            self.mounts.append((prefix, None, adapter))
+        else:
+            raise TypeError(f"mount() needs an App or a WSGI application, not {type(app).__name__}")
+        self.mounts.sort(key=lambda m: -len(m[0]))
+        self._update_paths()
+
+    def _mounted(self, request: Request) -> Output | None:
+        """The answer of the app mounted where ``request.path`` is, or None."""
+        path = request.path
+        for prefix, sub, adapter in self.mounts:
+            if not path.startswith(prefix):
+                continue
+            rest = path[len(prefix):]
+            if rest == "":
+                location = _redirect_location(self.script_root + prefix + "/", request.query_string)
+                return Response(b"", 308, {"Location": location}).encode(request)
+            if rest[0] != "/":
+                continue
+            request.path = rest
+            try:
+                if sub is not None:
+                    return sub.handle(request)
+                assert adapter is not None
+                return adapter(request)
+            finally:
+                request.path = path
+                request.app = self
+        return None
 
     def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
         """Handle an HTTP status or an exception class: ``handler(request, error)``."""
@@ -246,10 +444,15 @@ class App(TemplateHelpers):
         from ``_scheme``/``_host`` when given. ``url_for("static", filename="css/site.css")`` is
         the URL of a file in the static folder (as in Flask), unless a route is named ``static``.
         """
+        if endpoint[:1] == ".":  # relative to the blueprint of the request being handled
+            blueprint = _request.blueprint if _request is not None else None
+            endpoint = f"{blueprint}{endpoint}" if blueprint else endpoint[1:]
         if endpoint == "static" and "static" not in self.router.by_name and self.static_folder is not None:
             path = self._static_url(params)
         else:
             path = self.router.url_for(endpoint, params)
+        if self.script_root:
+            path = self.script_root + path
         if not _external:
             return path
         if _request is not None:
@@ -298,6 +501,15 @@ class App(TemplateHelpers):
             extra = call_context_processor(func, request)
             if extra:
                 values.update(extra)
+        if self.blueprints:
+            blueprints = request.blueprints
+            for bp_name in reversed(blueprints):  # outer blueprint first, inner wins
+                for func in self.blueprints[bp_name].context_processors:
+                    extra = call_context_processor(func, request)
+                    if extra:
+                        values.update(extra)
+            if blueprints:  # url_for(".name") in the template means the blueprint's own
+                values["url_for"] = functools.partial(self.url_for, _request=request)
         values.update(context)
         return values
 
@@ -309,18 +521,17 @@ class App(TemplateHelpers):
         try:
             table = self._literal.get(request.path)
             route = table.get(request.method) if table is not None else None
-            if route is None or self.before_request_funcs or self._csrf_protect:
-                if (route is None and request.path in self._static_paths and not self.before_request_funcs
-                        and not self.after_request_funcs):
+            if route is None or self._pre:
+                if route is None and request.path in self._static_paths and not self._pre and not self._post:
                     # A path no route matches that the static folder served before: skip the
                     # router (and its NotFound) and answer an unchanged file straight away.
                     fast = self.static.fast_response(request)
                     if fast is not None:
                         return fast
-                rv = self._dispatch(request)
+                rv = self._route_request(request)
             else:
                 rv = route.handler(request)
-            if not self.after_request_funcs and request._session is None:  # the session untouched
+            if not self._post and request._session is None:  # the session untouched
                 kind = type(rv)
                 if kind is str:
                     body = rv.encode("utf-8")
@@ -334,12 +545,16 @@ class App(TemplateHelpers):
                     head = encode_simple_head(200, content_type, len(body), request.keep_alive,
                                                      request.http_version == "HTTP/1.1")
                     return head if request.method == "HEAD" else head + body
+                return self.make_response(rv).encode(request)
             response = self.make_response(rv)
-            for func in self.after_request_funcs:
-                response = func(request, response)
-            if request._session is not None:
+            if self._post:
+                response = self._after(request, response)
+            elif request._session is not None:
                 self.save_session(request, response)
-            return response.encode(request)
+            output = response.encode(request)
+            if self.teardown_request_funcs:
+                self._teardown(request, None)
+            return output
         except Exception as exc:
             return self._handle_exception(request, exc)
 
@@ -353,6 +568,45 @@ class App(TemplateHelpers):
         except BaseException:
             request._session = None  # the error page must not try again
             raise
+
+    def _after(self, request: Request, response: Response) -> Response:
+        """The full finish: blueprint then app after-request hooks, the session, CORS headers,
+        compression (last: it encodes what the others produced). A mounted app's answer is its own."""
+        if type(response) is _MountedResponse:
+            return response
+        if self._bp_after:
+            blueprint = request.blueprint
+            if blueprint is not None:
+                for func in self._bp_after[blueprint]:
+                    response = func(request, response)
+        for func in self.after_request_funcs:
+            response = func(request, response)
+        if request._session is not None:
+            self.save_session(request, response)
+        if self._cors:
+            policy = self._cors_policy_for(request.blueprint)
+            if policy is not None and not _is_preflight(request):
+                response = policy.apply(request, response)
+        if self.compressor is not None:
+            response = self.compressor(request, response)
+        return response
+
+    def _teardown(self, request: Request, exc: BaseException | None) -> None:
+        for func in self.teardown_request_funcs:
+            try:
+                func(request, exc)
+            except Exception:
+                log.exception("teardown_request function %r failed for %s %s",
+                              getattr(func, "__name__", func), request.method, request.path)
+
+    def _cors_policy_for(self, blueprint: str | None) -> CORSPolicy | None:
+        """The CORS policy of the innermost blueprint that has one, else the app's."""
+        while blueprint:
+            policy = self.blueprints[blueprint].cors_policy
+            if policy is not None:
+                return policy
+            blueprint = blueprint.rpartition(".")[0]
+        return self.cors_policy
 
     def _dispatch(self, request: Request) -> Any:
         for func in self.before_request_funcs:
@@ -373,7 +627,7 @@ class App(TemplateHelpers):
         except OptionsAllowed as exc:
             return Response(b"", 204, exc.headers)
         except RequestRedirect as exc:
-            return redirect(_redirect_location(exc.location, request.query_string), 308)
+            return redirect(_redirect_location(self.script_root + exc.location, request.query_string), 308)
         request.path_params = params
         if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
             config = self.config
@@ -381,6 +635,52 @@ class App(TemplateHelpers):
             assert check is not None
             check(request, config.get("CSRF_FIELD_NAME") or "csrf_token",
                   config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
+        return route.handler(request, **params)
+
+    def _dispatch_full(self, request: Request) -> Any:
+        """``_dispatch`` plus CORS preflights, the matched route on ``request.route`` and
+        blueprint before-request hooks (outer blueprint first)."""
+        request._route = None
+        if self.mounts:
+            mounted = self._mounted(request)
+            if mounted is not None:
+                return _MountedResponse(mounted)
+        if self._cors and _is_preflight(request):
+            routes = self.router.routes_for(request.path)
+            policy = self._cors_policy_for(routes[0].blueprint) if routes else self.cors_policy
+            if routes and policy is not None:
+                methods: set[str] = set()
+                for route in routes:
+                    methods |= route.methods
+                return policy.preflight(request, methods)
+        for func in self.before_request_funcs:
+            rv = func(request)
+            if rv is not None:
+                return rv
+        try:
+            route, params = self.router.match(request.method, request.path)
+        except NotFound:
+            static = self.static_response(request)
+            if static is not None:
+                return static
+            raise
+        except OptionsAllowed as exc:
+            return Response(b"", 204, exc.headers)
+        except RequestRedirect as exc:
+            return redirect(_redirect_location(self.script_root + exc.location, request.query_string), 308)
+        request._route = route
+        request.path_params = params
+        if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
+            config = self.config
+            check = self._check_csrf
+            assert check is not None
+            check(request, config.get("CSRF_FIELD_NAME") or "csrf_token",
+                  config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
+        if route.blueprint is not None:
+            for func in self._bp_before[route.blueprint]:
+                rv = func(request)
+                if rv is not None:
+                    return rv
         return route.handler(request, **params)
 
     def static_response(self, request: Request) -> Response | None:
@@ -430,23 +730,42 @@ class App(TemplateHelpers):
     # -- errors ---------------------------------------------------------------
 
     def _handle_exception(self, request: Request, exc: Exception) -> Output:
+        output: Output
         try:
             response = self.exception_response(request, exc)
-            for func in self.after_request_funcs:
-                response = func(request, response)
-            if request._session is not None:
+            if self._post:
+                response = self._after(request, response)
+            elif request._session is not None:
                 self.save_session(request, response)
-            return response.encode(request)
+            output = response.encode(request)
         except Exception:
             log.exception("error while handling an error for %s %s", request.method, request.path)
-            return self._plain_500(request)
+            output = self._plain_500(request)
+        if self.teardown_request_funcs:
+            self._teardown(request, exc)
+        return output
 
     def _plain_500(self, request: Request) -> bytes:
         request.keep_alive = False
         return internal_error_response(request.method == "HEAD", request.http_version == "HTTP/1.1")
 
     def exception_response(self, request: Request, exc: Exception) -> Response:
-        """The response for an exception raised while handling ``request``."""
+        """The response for an exception raised while handling ``request``.
+
+        Errors raised in a blueprint's route go to that blueprint's handlers first (innermost
+        blueprint first, the status before the exception class), then to the app's.
+        """
+        if self._blueprint_routes and request.blueprint is not None:
+            for name in request.blueprints:
+                handlers = self.blueprints[name].error_handlers
+                if handlers:
+                    handler = (handlers.get(exc.status) if isinstance(exc, HTTPError) else None) \
+                        or _find_handler(handlers, exc)
+                    if handler is not None:
+                        response = self.make_response(handler(request, exc))
+                        if isinstance(exc, MethodNotAllowed) and "allow" not in response.headers:
+                            response.headers["Allow"] = ", ".join(exc.allowed)
+                        return response
         if isinstance(exc, HTTPError):
             handler = self.error_handlers.get(exc.status) or self._find_exception_handler(exc)
             if handler is not None:
@@ -468,11 +787,7 @@ class App(TemplateHelpers):
         return self.error_response(request, 500, None, None, tb)
 
     def _find_exception_handler(self, exc: BaseException) -> Callable[[Request, Any], Any] | None:
-        for cls in type(exc).__mro__:
-            handler = self.error_handlers.get(cls)
-            if handler is not None:
-                return handler
-        return None
+        return _find_handler(self.error_handlers, exc)
 
     def error_response(self, request: Request, status: int, description: str | None = None,
                        headers: Any = None, traceback_text: str | None = None) -> Response:
@@ -528,6 +843,12 @@ class App(TemplateHelpers):
         """What the start-up banner says about this app: its routes and its static folder."""
         routes = [r for r in self.router.routes if not r.name.startswith("__microweb")]
         parts = [f"{len(routes)} route{'s' if len(routes) != 1 else ''}"]
+        if self.blueprints:
+            parts.append(f"{len(self.blueprints)} blueprint{'s' if len(self.blueprints) != 1 else ''}")
+        if self.mounts:
+            parts.append("mounted: " + " ".join(prefix for prefix, _, _ in self.mounts))
+        if self.compressor is not None:
+            parts.append("compression on")
         if self.static_folder is None:
             parts.append("no static folder")
         elif os.path.isdir(self.static_folder):
@@ -545,6 +866,34 @@ class App(TemplateHelpers):
         from .testing import test_client
 
         return test_client(self, **kwargs)
+
+
+class _MountedResponse(Response):
+    """A mounted app's finished answer, passed through the parent's dispatch unchanged."""
+
+    __slots__ = ("output",)
+
+    def __init__(self, output: Output) -> None:
+        super().__init__(b"")
+        self.output = output
+
+    def encode(self, request: Any) -> Output:
+        return self.output
+
+
+def _find_handler(handlers: dict[Any, Callable[..., Any]], exc: BaseException) -> Callable[..., Any] | None:
+    """The handler registered for the exception's class or its nearest base class."""
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
+def _is_preflight(request: Request) -> bool:
+    """A CORS preflight: ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``."""
+    return (request.method == "OPTIONS" and "access-control-request-method" in request.headers
+            and "origin" in request.headers)
 
 
 def _redirect_location(path: str, query_string: str) -> str:

@@ -278,16 +278,35 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 
 def format_routes(app: Any) -> str:
-    """The route table in the order the router tries it: literal paths, then dynamic rules, then static files."""
+    """The route table in the order the router tries it: mounts, literal paths, dynamic rules, then
+    static files; a BLUEPRINT column when the app has blueprints."""
     router = app.router
     literal = [r for r in router.routes if r.is_literal]
-    rows = [("METHODS", "PATH", "ENDPOINT")]
+    with_blueprints = bool(getattr(app, "blueprints", None))
+    rows = [("METHODS", "PATH", "ENDPOINT", "BLUEPRINT")]
+    for prefix, sub, adapter in getattr(app, "mounts", []):
+        target = sub if sub is not None else adapter.app
+        rows.append(("*", f"{prefix}/...", f"(mounted: {_describe(target)})", "-"))
     for route in literal + list(router.dynamic):
-        rows.append((", ".join(sorted(route.methods)), route.rule, route.name))
+        rows.append((", ".join(sorted(route.methods)), route.rule, route.name, route.blueprint or "-"))
     if app.static_folder is not None:
-        rows.append(("GET, HEAD", f"{app.static_url_path}/<path:filename>", f"(static files: {app.static_folder})"))
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    return "\n".join(f"{m:<{widths[0]}}  {p:<{widths[1]}}  {e}" for m, p, e in rows)
+        rows.append(("GET, HEAD", f"{app.static_url_path}/<path:filename>", f"(static files: {app.static_folder})",
+                     "-"))
+    if not with_blueprints:
+        return "\n".join(_table([row[:3] for row in rows]))
+    return "\n".join(_table(rows))
+
+
+def _describe(target: Any) -> str:
+    name = getattr(target, "import_name", None) or getattr(target, "__name__", None)
+    kind = type(target).__name__
+    return f"{kind} {name}" if isinstance(name, str) and kind not in ("function", "type") else str(name or kind)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row[:-1])) + "  " + row[-1]).rstrip()
+            for row in rows]
 
 
 def cmd_new(args: argparse.Namespace) -> int:

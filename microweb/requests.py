@@ -42,12 +42,15 @@ class Request(HTTPRequest):
     """
 
     __slots__ = ("app", "environ", "path_params", "_args", "_cookies", "_json", "_form", "_files", "_session",
-                 "_state", "_flashes")
+                 "_state", "_flashes", "_route")
     # ``_state`` and ``_flashes`` are left unset until used (one exception on first use, for the
     # apps that use them), so the constructor stores nothing for them; ``_session`` starts at
     # None because ``App.handle`` reads it after every handler to decide whether to save it.
+    # ``_route`` is only set by the app's full dispatch (blueprints, mounts, CORS, before-request
+    # hooks): the properties that read it catch its absence, so the hot path never writes it.
     _state: State
     _flashes: list[tuple[str, Any]]
+    _route: Any
 
     def __init__(
         self,
@@ -87,6 +90,36 @@ class Request(HTTPRequest):
         self._form: MultiDict | None = None
         self._files: MultiDict | None = None
         self._session: Session | None = None
+
+    @property
+    def route(self) -> Any:
+        """The matched ``Route`` when the app recorded it (it does when it has blueprints,
+        mounts, CORS or before-request hooks), else None."""
+        try:
+            return self._route
+        except AttributeError:
+            return None
+
+    @property
+    def blueprint(self) -> str | None:
+        """The full name of the blueprint whose route is handling this request (``"api.v1"``), or None."""
+        route = self.route
+        return route.blueprint if route is not None else None
+
+    @property
+    def blueprints(self) -> list[str]:
+        """The blueprint and its parents, innermost first: ``["api.v1", "api"]`` (as in Flask)."""
+        name = self.blueprint
+        if not name:
+            return []
+        parts = name.split(".")
+        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+    @property
+    def endpoint(self) -> str | None:
+        """The matched route's endpoint name (when recorded, as for ``route``)."""
+        route = self.route
+        return route.name if route is not None else None
 
     @property
     def args(self) -> MultiDict:

@@ -83,7 +83,7 @@ class Route:
     """One registered rule: its methods, its handler and how to match and build it."""
 
     __slots__ = ("rule", "methods", "handler", "name", "regex", "converters", "parts", "sort_key", "is_literal",
-                 "first_segment", "_conversions", "csrf")
+                 "first_segment", "_conversions", "csrf", "blueprint")
 
     def __init__(self, rule: str, methods: set[str], handler: Callable[..., Any], name: str) -> None:
         if not rule.startswith("/"):
@@ -93,6 +93,7 @@ class Route:
         self.handler = handler
         self.name = name
         self.csrf = True  # False: exempt from CSRF_PROTECT (App.route(..., csrf=False))
+        self.blueprint: str | None = None  # the full name of the blueprint it came from (set by App)
         self.converters: dict[str, Converter] = {}
         # parts: literal strings and (name, converter) pairs, in order, for url building.
         self.parts: list[str | tuple[str, Converter]] = []
@@ -187,6 +188,11 @@ class Router:
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"endpoint name {name!r} is already used by another function; pass name=...")
         route = Route(rule, method_set, handler, name)
+        if not route.is_literal:
+            for other in self.dynamic:
+                if other.rule == rule and other.handler is not handler and other.methods & explicit:
+                    method = sorted(other.methods & explicit)[0]
+                    raise ValueError(f"{method} {rule} is already routed to {other.name!r}")
         self.routes.append(route)
         if existing is None:
             self.by_name[name] = route
@@ -252,6 +258,13 @@ class Router:
         if not path.endswith("/") and self._has_route(path + "/"):
             raise RequestRedirect(path + "/")
         raise NotFound()
+
+    def routes_for(self, path: str) -> list[Route]:
+        """Every route whose rule matches ``path``, whatever its methods (literal ones first)."""
+        table = self.literal.get(path)
+        found = list(dict.fromkeys(table.values())) if table else []
+        found.extend(r for r in self.dynamic if r.match(path) is not None)
+        return found
 
     def _has_route(self, path: str) -> bool:
         return path in self.literal or any(r.match(path) is not None for r in self.dynamic)

@@ -29,6 +29,7 @@ class Templates:
         self.globals = dict(globals or {})
         self.filters = dict(filters or {})
         self.tests = dict(tests or {})
+        self.extra_folders: list[str] = []  # blueprints' template folders, searched after the app's
         self._env: jinja2.Environment | None = None
         self._lock = threading.Lock()  # handlers may run in threads: still one Environment
 
@@ -44,6 +45,7 @@ class Templates:
             loaders: list[jinja2.BaseLoader] = []
             if self.folder:
                 loaders.append(jinja2.FileSystemLoader(self.folder))
+            loaders.extend(jinja2.FileSystemLoader(folder) for folder in self.extra_folders)
             loaders.append(jinja2.FileSystemLoader(PACKAGE_TEMPLATES))
             env = jinja2.Environment(
                 loader=jinja2.ChoiceLoader(loaders),
@@ -55,6 +57,13 @@ class Templates:
             env.tests.update(self.tests)
             self._env = env
             return env
+
+    def add_folder(self, folder: str) -> None:
+        """Search ``folder`` after the ones already known (a blueprint's templates)."""
+        if folder not in self.extra_folders and folder != self.folder:
+            self.extra_folders.append(folder)
+            with self._lock:
+                self._env = None  # rebuilt with the new loader on next use (registration time)
 
     def add(self, kind: str, name: str, value: Any) -> None:
         """Add a ``"filter"``, ``"global"`` or ``"test"`` (also to the environment if it exists)."""

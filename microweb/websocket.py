@@ -260,6 +260,12 @@ class WebSocketRoute:
         self.__name__ = getattr(func, "__name__", "websocket")
         self.__doc__ = getattr(func, "__doc__", None)
 
+    def bind(self, app: Any) -> WebSocketRoute:
+        """This route for ``app`` (a blueprint's websocket routes are bound when it is registered)."""
+        route = WebSocketRoute(app, self.func, None, self.subprotocols)
+        route.origins = self.origins
+        return route
+
     def allowed_origins(self) -> set[str] | None:
         if self.origins is not None:
             return self.origins

@@ -14,9 +14,9 @@ from email.utils import mktime_tz, parsedate_tz
 from urllib.parse import unquote
 
 __all__ = [
-    "http_date", "parse_http_date", "parse_quality_list", "accepted_codings", "parse_cookie_header",
-    "parse_options_header", "parse_ranges", "coalesce_ranges", "parse_etags", "etag_matches_weak",
-    "etag_matches_strong", "is_valid_host", "FORWARDING_FIELDS",
+    "http_date", "parse_http_date", "parse_quality_list", "accepted_codings", "identity_acceptable",
+    "parse_cookie_header", "parse_options_header", "parse_ranges", "coalesce_ranges", "parse_etags",
+    "etag_matches_weak", "etag_matches_strong", "is_valid_host", "FORWARDING_FIELDS",
 ]
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -230,6 +230,18 @@ def accepted_codings(accept: str) -> tuple[str, ...]:
     if star:
         accepted |= {"br", "gzip"} - refused
     return tuple(accepted - refused)
+
+
+def identity_acceptable(accept: str) -> bool:
+    """Whether an ``Accept-Encoding`` value allows an uncoded body (RFC 9110 12.5.3): yes unless
+    ``identity;q=0``, or ``*;q=0`` with no entry of its own for ``identity``."""
+    star: float | None = None
+    for coding, q in parse_quality_list(accept):
+        if coding == "identity":
+            return q > 0
+        if coding == "*":
+            star = q
+    return star is None or star > 0
 
 
 # RFC 9110 7.2: uri-host [ ":" port ]; reg-name (may be empty), or an IP literal in brackets.
