@@ -11,6 +11,7 @@ import errno
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import sys
 from typing import Any, Callable, NoReturn, Sequence
@@ -157,8 +158,9 @@ def check_development_options(args: argparse.Namespace) -> None:
                 pass
         except OSError as exc:
             raise UsageError(f"cannot write --access-log {access}: {exc.strerror or exc}") from None
-    if getattr(args, "reload_interval", 0.5) <= 0:
-        raise UsageError("--reload-interval must be positive")
+    interval = getattr(args, "reload_interval", 0.5)
+    if not 0 < interval < math.inf:  # also refuses nan
+        raise UsageError(f"--reload-interval must be a positive number of seconds, got {interval}")
 
 
 def _check_target(obj: Any, spec: str) -> Any:

@@ -101,8 +101,12 @@ class Response:
             parts.append(f"SameSite={samesite.capitalize()}")
         self.headers.add("Set-Cookie", "; ".join(parts))
 
-    def delete_cookie(self, name: str, path: str | None = "/", domain: str | None = None) -> None:
-        self.set_cookie(name, "", max_age=0, expires=0, path=path, domain=domain)
+    def delete_cookie(self, name: str, path: str | None = "/", domain: str | None = None, secure: bool = False,
+                      httponly: bool = False, samesite: str | None = None) -> None:
+        """Expire the cookie ``name``; give the attributes it was set with (a ``__Host-``/``__Secure-``
+        cookie is only removed by a ``Secure`` deletion)."""
+        self.set_cookie(name, "", max_age=0, expires=0, path=path, domain=domain, secure=secure, httponly=httponly,
+                        samesite=samesite)
 
     def header_items(self) -> list[tuple[str, str]]:
         items = self._headers.items() if self._headers is not None else []

@@ -205,7 +205,7 @@ class SessionInterface:
 
     def delete_cookie(self, app: Any, request: Any, response: Any) -> None:
         options = self.cookie_options(app, request)
-        response.delete_cookie(self.cookie_name(app), path=options["path"], domain=options["domain"])
+        response.delete_cookie(self.cookie_name(app), **options)  # the same attributes as when it was set
 
 
 class CookieSessionInterface(SessionInterface):
@@ -232,7 +232,14 @@ class CookieSessionInterface(SessionInterface):
         return [self._derive(key) for key in (secret, *fallbacks) if key]
 
     def _derive(self, secret: str | bytes) -> bytes:
-        raw = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+        if isinstance(secret, str):
+            raw = secret.encode("utf-8")
+        elif isinstance(secret, (bytes, bytearray)):
+            raw = bytes(secret)
+        else:  # bytes(8675309) would be 8 MB of NUL bytes: a key anyone can forge with
+            raise RuntimeError(f"SECRET_KEY (and each of SECRET_KEY_FALLBACKS) must be a str or bytes, not "
+                               f"{type(secret).__name__}; from the environment, quote it so it is not read "
+                               "as JSON (MICROWEB_SECRET_KEY='\"...\"')")
         key = self._derived.get(raw)
         if key is None:
             if len(self._derived) > 64:  # keys are few; never let a changing one grow this

@@ -47,12 +47,19 @@ def format_size(size: int) -> str:
 def _count(value: Any) -> int:
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"expected a whole number, got {value!r}") from None
     if isinstance(value, float) and value != number:
         raise ValueError(f"expected a whole number, got {value!r}")
     if number < 0:
         raise ValueError(f"must not be negative, got {number}")
+    return number
+
+
+def _backlog(value: Any) -> int:
+    number = _count(value)
+    if number > 65535:  # the kernel caps it at net.core.somaxconn anyway; listen() overflows past int
+        raise ValueError(f"a backlog is at most 65535, got {number}")
     return number
 
 
@@ -120,7 +127,7 @@ class ServerOptions:
 
     host: str = _option("127.0.0.1", "address to listen on", _text, metavar="ADDRESS", group="listening")
     port: int = _option(8000, "port to listen on (0: any free port)", _port, metavar="PORT", group="listening")
-    backlog: int = _option(1024, "connections the kernel queues before they are accepted", _count,
+    backlog: int = _option(1024, "connections the kernel queues before they are accepted", _backlog,
                            group="listening")
     threads: int = _option(0, "run handlers in a pool of N threads (0: inline in the reactor)", _count,
                            group="processes and threads")

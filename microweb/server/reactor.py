@@ -494,7 +494,7 @@ class Server:
         parsed as HTTP and answered like any read.
         """
         parser = conn.parser
-        if conn.busy or conn.closed or any(type(item) is WebSocketUpgrade for item in conn.outbox):
+        if conn.busy or conn.closed or conn.deferred is not None or any(type(item) is WebSocketUpgrade for item in conn.outbox):
             return
         requests = parser.resume()
         if requests or parser.error is not None:
@@ -629,6 +629,9 @@ class Server:
         if conn.closed or conn.deferred is not None:
             return
         parser = conn.parser
+        if parser.state == UPGRADE:
+            self.held_after_upgrade(conn)
+            return
         if parser.interim:
             self.write(conn, parser.interim)
             parser.interim = b""
