@@ -19,7 +19,7 @@ from .http.encode import encode_simple_head, internal_error_response, reason_phr
 from .http.values import parse_quality_list
 from .multipart import FormLimits
 from .requests import Request
-from .responses import Response, json_response, make_json_dumps
+from .responses import Response, json_response, make_json_dumps, redirect
 from .routing import Router, OptionsAllowed
 from .templating import TemplateHelpers, Templates, call_context_processor
 from .wsgi import WSGIAdapter, call_app as call_wsgi
@@ -627,8 +627,7 @@ class App(TemplateHelpers):
         except OptionsAllowed as exc:
             return Response(b"", 204, exc.headers)
         except RequestRedirect as exc:
-            location = _redirect_location(self.script_root + exc.location, request.query_string)
-            return Response(b"", 308, {"Location": location})
+            return redirect(_redirect_location(self.script_root + exc.location, request.query_string), 308)
         request.path_params = params
         if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
             config = self.config
@@ -668,8 +667,7 @@ class App(TemplateHelpers):
         except OptionsAllowed as exc:
             return Response(b"", 204, exc.headers)
         except RequestRedirect as exc:
-            location = _redirect_location(self.script_root + exc.location, request.query_string)
-            return Response(b"", 308, {"Location": location})
+            return redirect(_redirect_location(self.script_root + exc.location, request.query_string), 308)
         request._route = route
         request.path_params = params
         if self._csrf_protect and request.method in self._csrf_methods and route.csrf:

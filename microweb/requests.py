@@ -8,7 +8,7 @@ from urllib.parse import unquote_plus
 from .datastructures import MultiDict, State
 from .errors import HTTPError
 from .http.datastructures import Headers
-from .http.request import HTTPRequest, split_target
+from .http.request import HTTPRequest, split_target, target_authority
 from .http.values import parse_cookie_header, parse_options_header
 
 if TYPE_CHECKING:
@@ -71,15 +71,16 @@ class Request(HTTPRequest):
         if target[:1] == "/" and "?" not in target and "%" not in target:
             self.path = target
             self.query_string = ""
+            self._host = None
         else:
             self.path, self.query_string = split_target(target)
+            self._host = target_authority(target)  # an absolute-form target's authority wins over Host
         self.http_version = http_version
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
         self.remote_addr = remote_addr
         self.scheme = scheme
-        self._host = None
         self.app: Any = None  # the App handling this request (set by App.handle)
         self.environ: dict[str, Any] | None = None  # the WSGI environ, when it came through WSGI
         self.path_params: dict[str, Any] = {}  # the converted parameters of the matched route

@@ -7,6 +7,7 @@ chunks, or a file region sent with ``os.sendfile``).
 """
 from __future__ import annotations
 
+import html as _html
 import json as _json
 import mimetypes
 import os
@@ -236,9 +237,17 @@ def json_response(value: Any, status: int = 200, dumps: Callable[[Any], str] | N
 
 
 def redirect(location: str, status: int = 302) -> Response:
-    """A redirect to ``location`` (302 unless ``status`` says otherwise)."""
-    response = Response(b"", status, {"Location": location})
-    return response
+    """A redirect to ``location`` (302 unless ``status`` says otherwise).
+
+    Like Werkzeug's, it carries a short HTML page with a link to the new place, for
+    clients that do not follow redirects (and a ``Content-Type``, which ``wsgiref.validate``
+    requires of every response with a body).
+    """
+    link = _html.escape(location)
+    body = ('<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n'
+            f'<p>You should be redirected automatically to the target URL: <a href="{link}">{link}</a>. '
+            'If not, click the link.\n')
+    return Response(body.encode("utf-8"), status, {"Location": location}, _HTML_TYPE)
 
 
 class FileResponse(Response):

@@ -246,8 +246,10 @@ class Router:
                 if method in route.methods:
                     return route, params
                 allowed |= route.methods
-        if method not in STANDARD_METHODS and not any(method in r.methods for r in self.routes):
-            # RFC 9110 15.6.2: a method the server does not implement at all is 501, not 404/405.
+        if ((method not in STANDARD_METHODS or method == "CONNECT")
+                and not any(method in r.methods for r in self.routes)):
+            # RFC 9110 15.6.2: a method the server does not implement at all is 501, not 404/405
+            # (CONNECT too: a tunnel is served only by an app that declares a CONNECT route).
             raise HTTPError(501, f"Method {method} is not implemented")
         if allowed:
             if method == "OPTIONS":

@@ -50,7 +50,7 @@ from .http.encode import (DATE, END_CLOSE, END_PERSISTENT_10, END_PERSISTENT_11,
 from .http.request import HTTPRequest
 from .http.values import (accepted_codings, coalesce_ranges, etag_matches_strong, etag_matches_weak, http_date,
                           parse_http_date, parse_ranges)
-from .responses import FileResponse, Response, guess_type
+from .responses import FileResponse, Response, guess_type, redirect
 
 __all__ = ["StaticFiles", "StaticResponse", "FileEntry", "FINGERPRINT"]
 
@@ -318,7 +318,7 @@ class StaticFiles:
             location = target.location
             if request.query_string:
                 location += "?" + request.query_string
-            return Response(b"", 301, [("Location", location)])
+            return redirect(location, 301)
         return self._listing_response(request, target.real)  # type: ignore[union-attr]
 
     def fast_response(self, request: HTTPRequest) -> bytes | BodySource | None:

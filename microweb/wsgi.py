@@ -26,13 +26,19 @@ from urllib.parse import quote
 
 from .http.bodies import BodySource, FileBody, StreamBody
 from .http.datastructures import Headers
-from .http.encode import encode_head
+from .http.encode import encode_head, error_response, is_reason_phrase, reason_phrase
+from .http.parser import DEFAULT_LIMITS
 from .requests import Request
 
-__all__ = ["call_app", "request_from_environ", "WSGIAdapter", "FileWrapper"]
+__all__ = ["call_app", "request_from_environ", "WSGIAdapter", "FileWrapper", "MAX_BODY_SIZE"]
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+#: The largest request body an App reads from ``wsgi.input`` under another WSGI server
+#: (the native server's default ``max_body_size``); a larger one is answered 413.
+MAX_BODY_SIZE = DEFAULT_LIMITS.max_body_size
+_READ_STEP = 65536
 
 # Headers a WSGI application must not set (PEP 3333) or that the WSGI server writes itself.
 _DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"date", b"server"})
@@ -90,7 +96,12 @@ def _path_bytes(path_info: str) -> bytes:
         return path_info.encode("utf-8", "surrogateescape")
 
 
+class BodyTooLarge(Exception):
+    """A request body over ``MAX_BODY_SIZE`` (answered 413 by ``call_app``)."""
+
+
 def _read_body(environ: dict[str, Any], length: str | None) -> bytes:
+    """The whole body, read in ``read(size)`` steps (``wsgiref.validate`` allows no bare ``read()``)."""
     stream = environ.get("wsgi.input")
     if stream is None:
         return b""
@@ -99,15 +110,35 @@ def _read_body(environ: dict[str, Any], length: str | None) -> bytes:
             size = int(length)
         except ValueError:
             return b""
+        if size > MAX_BODY_SIZE:
+            raise BodyTooLarge()
         return stream.read(size) if size > 0 else b""
     if environ.get("wsgi.input_terminated"):
-        return stream.read()
+        # No length (a chunked request body): read to the end the server marks, within the limit.
+        pieces: list[bytes] = []
+        total = 0
+        while True:
+            piece = stream.read(_READ_STEP)
+            if not piece:
+                return b"".join(pieces)
+            total += len(piece)
+            if total > MAX_BODY_SIZE:
+                raise BodyTooLarge()
+            pieces.append(piece)
     return b""
 
 
 def call_app(app: Any, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """Run ``app.handle`` for one WSGI request (what ``App.__call__`` does)."""
-    request = request_from_environ(environ)
+    try:
+        request = request_from_environ(environ)
+    except BodyTooLarge:
+        # As the native server answers a body over its limit: plain text, before the app runs.
+        output = error_response(413, "Request body too large")
+        end = output.find(b"\r\n\r\n") + 4
+        status, headers = parse_head(output[:end])
+        start_response(status, headers)
+        return [output[end:]]
     output = app.handle(request)
     if type(output) is bytes:
         end = output.find(b"\r\n\r\n") + 4
@@ -210,10 +241,11 @@ def _header_environ(headers: Headers) -> dict[str, str]:
 class _StartResponse:
     """The ``start_response`` callable of one request; keeps what the app passed."""
 
-    __slots__ = ("status", "headers", "written", "head_sent")
+    __slots__ = ("status", "reason", "headers", "written", "head_sent")
 
     def __init__(self) -> None:
         self.status: int | None = None
+        self.reason: str | None = None  # the app's own reason phrase, when not the standard one
         self.headers: list[tuple[str, str]] = []
         self.written: list[bytes] = []
         self.head_sent = False
@@ -227,10 +259,13 @@ class _StartResponse:
                 exc_info = None
         elif self.status is not None:
             raise RuntimeError("start_response called twice without exc_info")
-        code = status.split(" ", 1)[0]
-        if len(code) != 3 or not code.isdigit():
+        code, _, reason = status.partition(" ")
+        if len(code) != 3 or not code.isdigit() or not code.isascii() or not is_reason_phrase(reason):
             raise ValueError(f"invalid WSGI status {status!r}")
         self.status = int(code)
+        # Passed through as gunicorn does ("299 Everything Fine", "302 FOUND"); checked above for
+        # CR, LF, NUL and other controls, so it cannot split the response head.
+        self.reason = reason if reason and reason != reason_phrase(self.status) else None
         self.headers = headers
         return self.written.append
 
@@ -281,8 +316,10 @@ class WSGIAdapter:
             translated = _header_environ(headers)
             self._header_cache = (headers, translated)
             environ.update(translated)
-        if request.host and "HTTP_HOST" in environ and environ["HTTP_HOST"] != request.host:
-            environ["HTTP_HOST"] = request.host  # set from a trusted proxy's X-Forwarded-Host
+        host = request.host
+        if host and environ.get("HTTP_HOST") != host:
+            # An absolute-form target's authority (RFC 9112 3.2.2), or a trusted proxy's X-Forwarded-Host.
+            environ["HTTP_HOST"] = host
         if request.body and "CONTENT_LENGTH" not in environ:
             environ["CONTENT_LENGTH"] = str(len(request.body))  # a chunked request body, read whole
         return environ
@@ -335,17 +372,16 @@ class WSGIAdapter:
         headers, length, close = self._split_headers(start)
         if close:
             request.keep_alive = False
+        http11_ = request.http_version == "HTTP/1.1"
+        if request.method == "HEAD" or start.status in (204, 304) or start.status < 200:
+            # No body goes out, so a Content-Length that does not match the (empty) body the
+            # app returned cannot desynchronize anything: the connection stays open.
+            return encode_head(start.status, headers, len(body) if length is None else length, request.keep_alive,
+                               http11_, start.reason)
         if length is not None and length != len(body):
             # A short or long body would desynchronize the connection: send what we have, then close.
             request.keep_alive = False
-        head = encode_head(start.status, headers, len(body), request.keep_alive,
-                                  request.http_version == "HTTP/1.1")
-        if request.method == "HEAD" or start.status in (204, 304) or start.status < 200:
-            if request.method == "HEAD" and length is not None:
-                head = encode_head(start.status, headers, length, request.keep_alive,
-                                          request.http_version == "HTTP/1.1")
-            return head
-        return head + body
+        return encode_head(start.status, headers, len(body), request.keep_alive, http11_, start.reason) + body
 
     def _stream(self, request: Request, start: _StartResponse, result: Iterable[bytes]) -> bytes | BodySource:
         iterator = iter(result)
@@ -367,8 +403,8 @@ class WSGIAdapter:
             request.keep_alive = False
         if request.method == "HEAD":
             _close(result)
-            return encode_head(start.status, headers, length, request.keep_alive, http11_)
-        head = encode_head(start.status, headers, length, request.keep_alive, http11_)
+            return encode_head(start.status, headers, length, request.keep_alive, http11_, start.reason)
+        head = encode_head(start.status, headers, length, request.keep_alive, http11_, start.reason)
         pieces = _chain(start.written, first, iterator, result)
         return StreamBody(head, request.keep_alive, pieces, chunked=length is None and http11_)
 
@@ -388,7 +424,7 @@ class WSGIAdapter:
         if close:
             request.keep_alive = False
         head = encode_head(start.status, headers, count, request.keep_alive,
-                                  request.http_version == "HTTP/1.1")
+                           request.http_version == "HTTP/1.1", start.reason)
         if request.method == "HEAD" or count <= 0:
             wrapper.close()
             return head

@@ -4,7 +4,9 @@ A handler's result is either ``bytes`` (the whole response) or a ``BodySource``:
 a head plus a body the server sends as the socket accepts it. These classes hold
 no socket: the server pulls pieces (``StreamBody.next_piece``), sends file regions
 itself (``FileBody``: a descriptor, an offset and a count), and parks a
-``PushStream`` until another thread pushes to it.
+``PushStream`` until another thread pushes to it. A ``PulledStream`` is a stream
+whose iterator is pulled on another thread (the pool thread that called the
+application, under ``--threads``) and handed over piece by piece, with backpressure.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from .encode import encode_chunk
 
-__all__ = ["BodySource", "StreamBody", "FileBody", "PushStream"]
+__all__ = ["BodySource", "StreamBody", "FileBody", "PushStream", "PulledStream"]
 
 
 class BodySource:
@@ -157,3 +159,76 @@ class PushStream(StreamBody):
         with self._lock:
             self.waker = None
         self.conn = None
+
+
+class PulledStream(PushStream):
+    """A ``StreamBody`` pulled on the thread that produced it, handed to the server through a bounded queue.
+
+    Under ``--threads`` the pool thread that called the application keeps pulling the
+    body's iterator (``pull``): Flask's ``stream_with_context``, a Django
+    ``StreamingHttpResponse`` running ORM queries, anything keeping per-thread state,
+    sees the thread it started on. ``put`` blocks while ``limit`` bytes wait unsent,
+    so a slow client holds back its producer instead of filling memory. The server
+    sends it like a ``PushStream``; ``close`` (the client left, the server stops)
+    makes the next ``put`` return False, and the producer then closes the iterator on
+    its own thread. A body that raises midway is ``failed``: the server closes the
+    connection instead of ending the chunked body, as it does for a stream it pulls.
+    """
+
+    __slots__ = ("source", "limit", "queued", "failed", "cancelled", "_space")
+
+    def __init__(self, source: StreamBody, limit: int) -> None:
+        super().__init__(source.head, source.keep_alive, source.chunked)
+        self.source = source
+        self.limit = max(1, limit)
+        self.queued = 0  # bytes in the queue
+        self.failed = False
+        self.cancelled = False
+        self._space = threading.Condition(self._lock)
+
+    def put(self, piece: bytes) -> bool:
+        """Queue one framed piece, waiting while the queue is full; False once the stream is closed."""
+        with self._space:
+            while self.queued >= self.limit and not self.cancelled:
+                self._space.wait()
+            if self.cancelled:
+                return False
+            self.queue.append(piece)
+            self.queued += len(piece)
+            waker = self.waker
+        if waker is not None:
+            waker(self)
+        return True
+
+    def take(self) -> bytes | None:
+        with self._space:
+            try:
+                piece = self.queue.popleft()
+            except IndexError:
+                return None
+            self.queued -= len(piece)
+            self._space.notify()
+        return piece
+
+    def pull(self) -> None:
+        """Run on the producing thread: pull the source to its end (or until closed), then end."""
+        source = self.source
+        try:
+            while True:
+                piece = source.next_piece()
+                if piece is None or not self.put(piece):
+                    break
+        except Exception:
+            self.failed = True
+            raise
+        finally:
+            try:
+                source.close()
+            finally:
+                self.end()
+
+    def close(self) -> None:
+        with self._space:
+            self.cancelled = True
+            self._space.notify_all()
+        super().close()

@@ -18,10 +18,10 @@ from typing import Iterable
 from .values import http_date
 
 __all__ = [
-    "reason_phrase", "status_line", "refresh_date", "DATE", "HEAD_ENDS", "END_CLOSE", "END_PERSISTENT_10",
-    "END_PERSISTENT_11", "head_end", "connection_line", "encode_head", "encode_simple_head",
-    "encode_block_head", "encode_chunk", "error_response", "internal_error_response", "LAST_CHUNK",
-    "CONTINUE_RESPONSE",
+    "reason_phrase", "status_line", "custom_status_line", "is_reason_phrase", "refresh_date", "DATE", "HEAD_ENDS",
+    "END_CLOSE", "END_PERSISTENT_10", "END_PERSISTENT_11", "head_end", "connection_line", "encode_head",
+    "encode_simple_head", "encode_block_head", "encode_chunk", "error_response", "internal_error_response",
+    "LAST_CHUNK", "CONTINUE_RESPONSE",
 ]
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -48,6 +48,24 @@ def status_line(status: int) -> bytes:
         line = f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode("ascii")
         _STATUS_LINES[status] = line
     return line
+
+
+def custom_status_line(status: int, reason: str) -> bytes:
+    """``HTTP/1.1 299 Everything Fine\r\n``: a status line with the application's own reason phrase.
+
+    RFC 9112 4: ``reason-phrase = *( HTAB / SP / VCHAR / obs-text )``; anything else
+    (CR, LF, NUL, other controls) is a ``ValueError``, so a reason cannot split the head.
+    """
+    if not 100 <= status <= 999:
+        raise ValueError(f"invalid status code {status!r}")
+    if not is_reason_phrase(reason):
+        raise ValueError(f"invalid reason phrase {reason!r}")
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason.encode("latin-1"))
+
+
+def is_reason_phrase(reason: str) -> bool:
+    """Whether ``reason`` fits RFC 9112's reason-phrase (tab, space, visible ASCII, obs-text)."""
+    return all(ch == "\t" or " " <= ch <= "~" or "\x80" <= ch <= "\xff" for ch in reason)
 
 
 class DateLines:
@@ -115,12 +133,14 @@ def encode_head(
     content_length: int | None,
     keep_alive: bool,
     http11: bool = True,
+    reason: str | None = None,
 ) -> bytes:
     """Serialize a response head.
 
     ``content_length`` None means the body is streamed: chunked for HTTP/1.1,
     delimited by closing the connection for HTTP/1.0 (``keep_alive`` must then be
-    False). For 1xx, 204 and 304 no framing header is written.
+    False). For 1xx, 204 and 304 no framing header is written. ``reason`` replaces
+    the standard reason phrase (a WSGI application's own, see ``custom_status_line``).
     Raises ``ValueError`` if a header name or value would split the response.
     """
     if type(headers) is not list:
@@ -141,7 +161,9 @@ def encode_head(
         framing = b"Transfer-Encoding: chunked\r\n" if http11 else b""
     else:
         framing = b"Content-Length: %d\r\n" % content_length
-    return b"".join((status_line(status), _date_lines, extra, framing, (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE))
+    first = status_line(status) if reason is None else custom_status_line(status, reason)
+    return b"".join((first, _date_lines, extra, framing,
+                     (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE))
 
 
 def encode_simple_head(status: int, content_type: bytes, content_length: int, keep_alive: bool, http11: bool) -> bytes:

@@ -29,9 +29,18 @@ raises ``ProtocolError`` carrying the status to answer with (400, 413, 414, 431,
 501, 505) and the connection is closed after that answer. Ambiguous framing is
 never guessed at: non-digit or conflicting ``Content-Length``, ``Content-Length``
 with ``Transfer-Encoding``, any coding but a single final ``chunked``, bad chunk
-sizes, obs-fold, bare CR or LF, NUL and other controls, whitespace before the colon,
-a missing or repeated ``Host`` in HTTP/1.1. Requests completed before the bad one
-are still returned; the error is then kept in ``parser.error`` and the parser closes.
+sizes, chunk lines outside the grammar (whitespace not followed by an extension,
+extensions that are not ``token [= token / quoted-string]``), obs-fold, bare CR or
+LF, NUL and other controls, whitespace before the colon, a field line longer than
+``max_field_line``, a missing or repeated ``Host`` in HTTP/1.1. A request target
+must be one of the four forms: origin-form (``/path?query``), absolute-form
+(``http[s]://authority/...``), authority-form (``host:port``, CONNECT only) or
+``*`` (OPTIONS only); only the first is common, and it costs one character test.
+Requests completed before the bad one are still returned; the error is then kept
+in ``parser.error`` and the parser closes.
+
+``docs/conformance.md`` compares these verdicts with h11's and llhttp's, class by
+class, as found by ``tests/http/test_differential.py``.
 
 The hot path is one ``bytes.find`` for the end of the head, one ``split`` of the
 request line, and, when the field block is byte-for-byte the one the previous
@@ -72,7 +81,8 @@ class ProtocolError(Exception):
 class Limits:
     """Size limits enforced while parsing (defaults as documented in the README)."""
 
-    __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size", "shared_blocks")
+    __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size", "max_field_line",
+                 "shared_blocks")
 
     def __init__(
         self,
@@ -80,11 +90,15 @@ class Limits:
         max_header_size: int = 65536,
         max_header_count: int = 100,
         max_body_size: int = 16 * 1024 * 1024,
+        max_field_line: int = 8192,
     ) -> None:
         self.max_request_line = max_request_line
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.max_body_size = max_body_size
+        # One field line (name, colon, value), in the head or the trailers: like nginx's
+        # large_client_header_buffers, a cap per line below the cap on the whole section.
+        self.max_field_line = max_field_line
         self.shared_blocks: dict[tuple[bytes, bool], HeaderBlock] = {}
 
 
@@ -120,9 +134,20 @@ _FIELD_LINE = re.compile(
 )
 _METHOD = re.compile(_TOKEN)
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;[^\x00-\x08\x0a-\x1f\x7f]*)?")
+# RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+# a name is a token, a value a token or a quoted-string. Whitespace is allowed only
+# before a ";" or around "=": "5 \r\n" is refused (front ends disagree on it).
+_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_EXT = rb"[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?"
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:" + _CHUNK_EXT + rb")*")
+_CHUNK_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
-_MAX_TRAILER_LINE = 8192
+# The request-target forms other than origin-form (RFC 9112 3.2). Origin-form is any
+# visible ASCII starting with "/" (checked inline on the hot path).
+_HOST_PART = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)"
+_AUTHORITY_FORM = re.compile(_HOST_PART + r":[0-9]{1,5}")
+# absolute-form: http or https, a non-empty host (RFC 9110 4.2.1), no userinfo (4.2.4).
+_ABSOLUTE_FORM = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://" + _HOST_PART + r"(?::[0-9]*)?(?:[/?].*)?", re.S)
 
 _NO_PARTS: list[bytes] = []  # shared placeholder while no body is being read (never appended to)
 
@@ -169,6 +194,11 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
         lines = block.split(b"\r\n")
         if len(lines) > limits.max_header_count:
             raise ProtocolError(431, "Too many header fields")
+        cap = limits.max_field_line
+        if len(block) > cap:  # a block within the cap has no line over it: one comparison for most
+            for line in lines:
+                if len(line) > cap:
+                    raise ProtocolError(431, "Header field line too long")
         match = _FIELD_LINE.fullmatch
         for line in lines:
             m = match(line)
@@ -214,7 +244,7 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
         raise ProtocolError(400, "Missing Host header")
     connection = ",".join(lookup("connection")).lower()
     expect = headers.get("expect")
-    if expect is not None:
+    if expect:  # an empty Expect (an empty list, RFC 9110 5.6.1) expects nothing
         if expect.lower() != "100-continue":
             raise ProtocolError(417, "Unsupported expectation")
         expect_continue = is_http11
@@ -396,6 +426,10 @@ class RequestParser:
             raise ProtocolError(414, "Request line too long")
         if size > limits.max_header_size + limits.max_request_line:
             raise ProtocolError(431, "Request header fields too large")
+        if size > limits.max_field_line:
+            last = buf.rfind(b"\r\n", head)  # the line being received starts after it
+            if last >= 0 and len(buf) - last - 2 > limits.max_field_line:
+                raise ProtocolError(431, "Header field line too long")
         # Look one byte back so a CRLF split across two reads is seen whole.
         start = new - 1 if new > head else head
         lf = buf.count(b"\n", start)
@@ -445,6 +479,10 @@ class RequestParser:
         target = target_b.decode("ascii")
         if not target.isprintable() or not target:
             raise ProtocolError(400, "Malformed request target")
+        if target[0] != "/":
+            _check_target_form(method, target)
+        elif method == "CONNECT":
+            raise ProtocolError(400, "CONNECT needs an authority-form target (host:port)")
 
         block = buf[line_end + 2:end] if line_end < end else b""
         if block == self._last_block and is_http11 is self._last_http11:
@@ -535,10 +573,13 @@ class RequestParser:
                     return pos
                 if eol - pos > 1024:  # the same cap whether the line came whole or in pieces
                     raise ProtocolError(400, "Chunk size line too long")
-                m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
-                if m is None:
-                    raise ProtocolError(400, "Invalid chunk size")
-                chunk = int(m.group(1), 16)
+                if _CHUNK_HEX.fullmatch(buf, pos, eol) is not None:  # no extension: the common case
+                    chunk = int(buf[pos:eol], 16)
+                else:
+                    m = _CHUNK_SIZE.fullmatch(buf, pos, eol)
+                    if m is None:
+                        raise ProtocolError(400, "Invalid chunk size")
+                    chunk = int(m.group(1), 16)
                 pos = eol + 2
                 if chunk == 0:
                     self._chunk_state = _TRAILERS
@@ -577,12 +618,12 @@ class RequestParser:
                 if eol < 0:
                     # One partial line is rescanned on every read: keep it short so a
                     # trailer trickled byte by byte cannot cost quadratic time.
-                    if size - pos > _MAX_TRAILER_LINE:
+                    if size - pos > self.limits.max_field_line:
                         raise ProtocolError(431, "Trailer field too large")
                     if b"\n" in buf[pos:]:
                         raise ProtocolError(400, "Bare LF in trailer section")
                     return pos
-                if eol - pos > _MAX_TRAILER_LINE:  # the same cap whether the line came whole or in pieces
+                if eol - pos > self.limits.max_field_line:  # the same cap whether the line came whole or in pieces
                     raise ProtocolError(431, "Trailer field too large")
                 line = buf[pos:eol]
                 self._remaining -= eol + 2 - pos
@@ -598,6 +639,18 @@ class RequestParser:
                 if _FIELD_LINE.fullmatch(line) is None or b"\r" in line:
                     raise ProtocolError(400, "Invalid trailer field")
         return pos
+
+
+def _check_target_form(method: str, target: str) -> None:
+    """A target that is not origin-form must be one of the other three (RFC 9112 3.2.2-3.2.4)."""
+    if target == "*":
+        if method != "OPTIONS":
+            raise ProtocolError(400, "The asterisk-form target is only for OPTIONS")
+    elif method == "CONNECT":
+        if _AUTHORITY_FORM.fullmatch(target) is None:
+            raise ProtocolError(400, "CONNECT needs an authority-form target (host:port)")
+    elif _ABSOLUTE_FORM.fullmatch(target) is None:
+        raise ProtocolError(400, "Malformed request target")
 
 
 _KNOWN_METHODS = {

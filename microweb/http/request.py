@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 
 from .datastructures import Headers
 
-__all__ = ["HTTPRequest", "split_target"]
+__all__ = ["HTTPRequest", "split_target", "target_authority"]
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -28,6 +28,27 @@ def split_target(target: str) -> tuple[str, str]:
     if "%" in path:
         path = unquote(path, errors="surrogateescape")
     return path, query
+
+
+def target_authority(target: str) -> str | None:
+    """The authority a request target names, if it is not origin-form (RFC 9112 3.3).
+
+    absolute-form ``http://a.example:8080/x`` -> ``a.example:8080``; authority-form
+    (CONNECT) ``a.example:443`` -> itself; ``*`` and origin-form -> None (the
+    ``Host`` field names the authority then).
+    """
+    if target[:1] == "/" or target == "*":
+        return None
+    scheme_end = target.find("://")
+    if scheme_end < 0:
+        return target  # authority-form (the parser allows it only with CONNECT)
+    start = scheme_end + 3
+    end = len(target)
+    for stop in "/?#":
+        at = target.find(stop, start)
+        if 0 <= at < end:
+            end = at
+    return target[start:end]
 
 
 class HTTPRequest:
@@ -54,15 +75,17 @@ class HTTPRequest:
         if target[:1] == "/" and "?" not in target and "%" not in target:
             self.path = target
             self.query_string = ""
+            self._host: str | None = None
         else:
             self.path, self.query_string = split_target(target)
+            # RFC 9112 3.2.2: the authority of an absolute-form target wins over Host.
+            self._host = target_authority(target)
         self.http_version = http_version
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
         self.remote_addr = remote_addr
         self.scheme = scheme
-        self._host: str | None = None
 
     @property
     def host(self) -> str:
@@ -79,6 +102,8 @@ class HTTPRequest:
         """The full URL: ``scheme://host/path?query`` (path and query as the client sent them)."""
         if self.target.startswith("/"):
             return f"{self.scheme}://{self.host}{self.target}"
+        if self.path[:1] != "/":  # authority-form and asterisk-form: no path (RFC 9112 3.3)
+            return f"{self.scheme}://{self.host}"
         query = "?" + self.query_string if self.query_string else ""  # absolute-form: rebuilt from the parts
         return f"{self.scheme}://{self.host}{quote(self.path, safe='/:@!$&()*+,;=-._~')}{query}"
 

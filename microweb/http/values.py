@@ -7,6 +7,7 @@ proxy's forwarding fields. Pure functions on ``str``; no I/O, like
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from email.utils import mktime_tz, parsedate_tz
@@ -30,20 +31,32 @@ def http_date(timestamp: float | None = None) -> str:
 
 
 def parse_quality_list(value: str) -> list[tuple[str, float]]:
-    """Parse an ``Accept``-style list: ``"a/b;q=0.5, c"`` -> ``[("a/b", 0.5), ("c", 1.0)]`` (lowercased)."""
+    """Parse an ``Accept``-style list: ``"a/b;q=0.5, c"`` -> ``[("a/b", 0.5), ("c", 1.0)]`` (lowercased).
+
+    A weight is a qvalue (RFC 9110 12.4.2: 0 to 1, at most three decimals); anything else
+    not finite or below 0 (``q=nan``, ``q=inf``, ``q=-1``, ``q=abc``) counts as 0 (refused), one
+    above 1 as 1, and decimals past the third are rounded off.
+    """
     items: list[tuple[str, float]] = []
     for item in value.lower().split(","):
         token, _, params = item.partition(";")
         q = 1.0
         for param in params.split(";"):
             key, _, number = param.strip().partition("=")
-            if key == "q":
-                try:
-                    q = float(number)
-                except ValueError:
-                    q = 0.0
+            if key.rstrip() == "q":
+                q = _qvalue(number.strip())
         items.append((token.strip(), q))
     return items
+
+
+def _qvalue(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        return 0.0
+    if not math.isfinite(q) or q <= 0.0:
+        return 0.0
+    return 1.0 if q > 1.0 else round(q, 3)
 
 
 def parse_cookie_header(header: str) -> dict[str, str]:
@@ -135,6 +148,9 @@ def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
         if not dash or len(first) > 19 or len(last) > 19:
             return None
         seen += 1
+        # isdigit() alone accepts '\u00b2' (a latin-1 header byte 0xB2) and int() then raises.
+        if not (first.isascii() and last.isascii()):
+            return None
         if not first:
             if not last.isdigit():
                 return None

@@ -136,6 +136,7 @@ class ServerOptions:
     max_request_line: int = _option(8192, "longest request line (longer: 414)", parse_size)
     max_header_size: int = _option(65536, "largest header section (larger: 431)", parse_size)
     max_header_count: int = _option(100, "most header fields (more: 431)", _count)
+    max_field_line: int = _option(8192, "longest header or trailer field line (longer: 431)", parse_size)
     max_body_size: int = _option(16 << 20, "largest request body (larger: 413)", parse_size)
     keepalive_timeout: float = _option(75.0, "seconds an idle keep-alive connection stays open", _seconds,
                                        metavar="SECONDS")
@@ -193,7 +194,8 @@ class ServerOptions:
 
     def limits(self) -> Limits:
         """The parser's size limits."""
-        return Limits(self.max_request_line, self.max_header_size, self.max_header_count, self.max_body_size)
+        return Limits(self.max_request_line, self.max_header_size, self.max_header_count, self.max_body_size,
+                      self.max_field_line)
 
     # -- the command line ---------------------------------------------------------
 

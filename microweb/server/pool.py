@@ -6,6 +6,15 @@ the reactor. No socket is touched there: a handler that blocks (a sleep, a
 database call) ties up one pool thread, while the reactor goes on serving every
 other connection.
 
+A streamed result (a ``StreamBody``: a generator, a WSGI iterable) is pulled on
+the same pool thread that called the application, never on the reactor: the
+thread hands the reactor a ``PulledStream`` and goes on pulling into it, waiting
+whenever ``stream_limit`` bytes are queued unsent (backpressure), until the body
+ends or the client goes away. Per-thread state the application set up (Flask's
+``stream_with_context``, a Django database connection) is there for the whole
+body, and the body's ``close()`` runs there too. Such a response holds its thread
+until the body is sent, as in gunicorn's gthread worker.
+
 ``PooledDispatch`` is the reactor's side. A connection has at most one request in
 the pool (``busy``), so its responses leave in request order; the rest wait in
 ``conn.queue``, and past ``max_pipelined`` of them the connection is not read until
@@ -20,7 +29,7 @@ import threading
 from collections import deque
 from typing import Any, Callable
 
-from ..http.bodies import BodySource
+from ..http.bodies import BodySource, PulledStream, StreamBody
 from ..http.parser import UPGRADE
 from ..http.websocket import WebSocketUpgrade
 from .failures import internal_error, wrong_result
@@ -39,9 +48,11 @@ _CALL = object()  # a job (_CALL, func): run func() (a websocket handler in bloc
 class HandlerPool:
     """N daemon threads running ``handle(request)``; results land in ``done``."""
 
-    def __init__(self, handle: Callable[[Any], Any], threads: int, wake: Callable[[], None]) -> None:
+    def __init__(self, handle: Callable[[Any], Any], threads: int, wake: Callable[[], None],
+                 stream_limit: int = 1 << 20) -> None:
         self.handle = handle
         self.wake = wake
+        self.stream_limit = stream_limit  # unsent bytes a pulled stream may queue before its thread waits
         self.done: deque[tuple[Any, Any, Any]] = deque()  # append/popleft are atomic
         self._jobs: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
         self._threads = [
@@ -78,6 +89,15 @@ class HandlerPool:
             except Exception:
                 log.exception("unhandled error in the application for %s %s", request.method, request.path)
                 result = internal_error(request)
+            if type(result) is StreamBody:
+                stream = PulledStream(result, self.stream_limit)
+                done.append((conn, request, stream))
+                wake()
+                try:
+                    stream.pull()  # on this thread, until the body ends or the client leaves
+                except Exception:
+                    log.exception("a streamed response raised after its head was sent; closing the connection")
+                continue
             done.append((conn, request, result))
             wake()
 
@@ -94,7 +114,7 @@ class PooledDispatch:
 
     def __init__(self, server: Any, threads: int) -> None:
         self.server = server
-        self.threads = HandlerPool(server.handle, threads, server.wake)
+        self.threads = HandlerPool(server.handle, threads, server.wake, server.high_water)
 
     def shutdown(self) -> None:
         self.threads.shutdown()

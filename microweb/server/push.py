@@ -6,7 +6,8 @@ leaving), no write interest, no thread, no polling, just the keep-alive deadline
 ``push``/``end`` from any thread call ``wake(stream)``, which queues the stream in
 ``ready`` and writes a byte to the server's wake-up socket; the loop then flushes
 the connections whose stream is at the front of their outbox. A server that stops
-ends every stream (``end_all``).
+ends every stream (``end_all``). A ``PulledStream`` (``--threads``: a stream its
+pool thread pulls) travels the same way, but only its producer ends it.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import weakref
 from collections import deque
 from typing import Any
 
-from ..http.bodies import PushStream
+from ..http.bodies import PulledStream, PushStream
 
 __all__ = ["PushStreams"]
 
@@ -37,17 +38,29 @@ class PushStreams:
         server = self.server
         if not stream.attached:
             stream.attach(conn, self.wake)
-            self.streams.add(stream)
+            if type(stream) is PushStream:  # a PulledStream's producer ends it, never a stop
+                self.streams.add(stream)
         while True:
             piece = stream.take()
-            if piece is None:
-                if stream.ended:
+            if piece is None and stream.ended:
+                # ``ended`` is set after the last piece was queued: look once more, or a piece
+                # queued between the take above and reading ``ended`` would be lost.
+                piece = stream.take()
+                if piece is None:
                     self.streams.discard(stream)
+                    failed = type(stream) is PulledStream and stream.failed
                     stream.close()
+                    if failed:  # the body raised midway: a cut body, never a clean end
+                        server.close_connection(conn)
+                        return None
                     server.end_stream(conn, stream.chunked)
                     return True
+            if piece is None:
                 if conn.peer_eof:
-                    server.close_connection(conn)
+                    if type(stream) is PushStream:
+                        server.close_connection(conn)
+                    else:  # a half-closed client still gets the whole pulled body
+                        server.unwatch(conn)
                     return None
                 server.set_events(conn, EVENT_READ)
                 conn.deadline = server.now + server.keepalive_timeout

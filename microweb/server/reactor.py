@@ -64,7 +64,7 @@ from collections import deque
 from functools import partial
 from typing import Any, Callable
 
-from ..http.bodies import BodySource, FileBody, PushStream, StreamBody
+from ..http.bodies import BodySource, FileBody, PulledStream, PushStream, StreamBody
 from ..http.encode import LAST_CHUNK, refresh_date
 from ..http.parser import HEAD, UPGRADE, Limits, ProtocolError, RequestParser
 from ..http.request import HTTPRequest
@@ -367,12 +367,13 @@ class Server:
         return self.now >= self._stop_deadline
 
     def _shutdown(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
         if self.websockets is not None:
             self.websockets.shutdown()
+        # Connections before the pool: closing them releases the pool threads still pulling streams.
         for conn in list(self.connections.values()):
             self.close_connection(conn)
+        if self.pool is not None:
+            self.pool.shutdown()
         try:
             self.selector.unregister(self.listener)
         except (KeyError, ValueError):
@@ -735,7 +736,7 @@ class Server:
         """
         if type(source) is FileBody:
             return self._send_file(conn, source)
-        if type(source) is PushStream:
+        if type(source) is PushStream or type(source) is PulledStream:
             return self.push.send(conn, source)
         if type(source) is WebSocketUpgrade:
             self.upgrade(conn, source)

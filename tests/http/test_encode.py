@@ -266,3 +266,17 @@ def test_protocol_error_response_equals_error_response() -> None:
     assert error.response() == error_response(400, "m")
     assert error.response().startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert error.response().endswith(b"\r\n\r\n400 Bad Request: m\n")
+
+
+def test_custom_reason_phrase() -> None:
+    """A WSGI application's own reason phrase (issue 15), checked so it cannot split the head."""
+    from microweb.http.encode import custom_status_line, encode_head, is_reason_phrase
+
+    assert custom_status_line(299, "Everything Fine") == b"HTTP/1.1 299 Everything Fine\r\n"
+    assert custom_status_line(302, "FOUND") == b"HTTP/1.1 302 FOUND\r\n"
+    assert custom_status_line(200, "caf\xe9\tok") == b"HTTP/1.1 200 caf\xe9\tok\r\n"  # obs-text and HTAB
+    assert encode_head(299, [], 0, True, True, "Fine").startswith(b"HTTP/1.1 299 Fine\r\n")
+    for bad in ("a\r\nX: y", "a\nb", "a\x00", "a\x7f", "\x01", "\u0100"):
+        assert not is_reason_phrase(bad)
+        with pytest.raises(ValueError):
+            custom_status_line(200, bad)

@@ -78,6 +78,17 @@ CASES: list[tuple[str, bytes, int]] = [
     ("chunk-ext-bare-cr", chunked(b"5;a=\rb\r\nhello\r\n0\r\n\r\n"), 400),
     ("chunk-ext-nul", chunked(b"5;a=\x00\r\nhello\r\n0\r\n\r\n"), 400),
     ("chunk-ext-too-long", chunked(b"5;" + b"a" * 2000 + b"\r\nhello\r\n0\r\n\r\n"), 400),
+    # -- chunk lines outside RFC 9112 7.1's grammar (issue 15: BWS is allowed only before ";",
+    #    chunk-ext = *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )) --------------
+    ("chunk-size-trailing-space", chunked(b"5 \r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-size-last-trailing-tab", chunked(b"5\r\nhello\r\n0\t\r\n\r\n"), 400),
+    ("chunk-ext-empty-name", chunked(b"5;\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-empty-name-value", chunked(b"5;=x\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-unbalanced-quote", chunked(b'5;a="b\r\nhello\r\n0\r\n\r\n'), 400),
+    ("chunk-ext-control-char", chunked(b"5;a=\x01\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-space-in-value", chunked(b"5;a=b c\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-trailing-semicolon", chunked(b"5;a=b;\r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-delimiter-in-name", chunked(b"5;a(b=c\r\nhello\r\n0\r\n\r\n"), 400),
     ("chunk-data-too-long", chunked(b"5\r\nhelloXX\r\n0\r\n\r\n"), 400),
     ("chunk-data-lf-only", chunked(b"5\r\nhello\n0\r\n\r\n"), 400),
     ("chunk-data-cr-only", chunked(b"5\r\nhello\r0\r\n\r\n"), 400),
@@ -127,11 +138,24 @@ CASES: list[tuple[str, bytes, int]] = [
     ("target-nul", b"GET /a\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("target-non-ascii", b"GET /\xe9 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("target-del", b"GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    # -- targets that fit none of RFC 9112 3.2's four forms (issue 15) -------------------------------
+    ("target-relative", b"GET foo/bar HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("target-asterisk-not-options", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("target-bad-authority", b"PUT s://]x/: HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("target-authority-form-not-connect", b"GET x.example:80 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("target-absolute-empty-host", b"GET http:///a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("target-absolute-userinfo", b"GET http://user@x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("target-connect-origin-form", b"CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("target-connect-no-port", b"CONNECT x.example HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     # -- oversize everything --------------------------------------------------------------------------
     ("oversize-request-line", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     ("oversize-request-line-partial", b"GET /" + b"a" * 9000, 414),
-    ("oversize-header-section", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: " + b"a" * 70000 + b"\r\n\r\n", 431),
-    ("oversize-header-partial", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: " + b"a" * 80000, 431),
+    ("oversize-header-section", b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"X-A: " + b"a" * 7000 + b"\r\n") * 10 + b"\r\n",
+     431),
+    ("oversize-header-partial", b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"X-A: " + b"a" * 7000 + b"\r\n") * 12, 431),
+    ("oversize-field-line", b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 8200 + b"\r\n\r\n", 431),
+    ("oversize-field-line-partial", b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 9000, 431),
+    ("oversize-trailer-line", chunked(b"0\r\nX-T: " + b"t" * 8200 + b"\r\n\r\n"), 431),
     ("oversize-header-count", b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(100))
      + b"\r\n", 431),
     ("oversize-content-length", post(b"Content-Length: 16777217\r\n"), 413),
@@ -198,7 +222,7 @@ def test_trickled_head_and_trailers_cost_linear_time() -> None:
     (it was: ~115 us per byte at 70 KB, ~8 s of CPU per connection)."""
     import time
 
-    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 60000 + b"\r\n\r\n"
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"X-A: " + b"a" * 8000 + b"\r\n") * 7 + b"\r\n"
     trailer = chunked(b"5\r\nhello\r\n0\r\n" + (b"X-T: " + b"t" * 8000 + b"\r\n") * 7 + b"\r\n")
     for data in (head, trailer):
         parser = RequestParser()

@@ -84,7 +84,7 @@ def test_defaults() -> None:
 
 def test_defaults_match_the_parser_limits() -> None:
     limits, defaults = ServerOptions().limits(), Limits()
-    for name in ("max_request_line", "max_header_size", "max_header_count", "max_body_size"):
+    for name in ("max_request_line", "max_header_size", "max_header_count", "max_body_size", "max_field_line"):
         assert getattr(limits, name) == getattr(defaults, name), name
 
 
