@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import httpx
@@ -37,13 +38,19 @@ if __name__ == "__main__":
 
 
 def _banner(proc: subprocess.Popen[str], port: int) -> list[str]:
+    lines: list[str] = []
     try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().rstrip("\n") for _ in range(2)]  # printed once it listens
         wait_for_port("127.0.0.1", port, timeout=20)
+        # A request answered means the loop (and its SIGINT handler) is running: a signal sent
+        # before that would land while the server is still starting.
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    return out.splitlines()[:2]
+    return lines
 
 
 def _app_run(tmp_path: Path, port: int, *options: str) -> subprocess.Popen[str]:
