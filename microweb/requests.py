@@ -74,7 +74,7 @@ class Request(HTTPRequest):
             self._host = None
         else:
             self.path, self.query_string = split_target(target)
-            self._host = target_authority(target)  # an absolute-form target's authority wins over Host
+            self._host = None if target[:1] == "/" else target_authority(target)  # absolute-form: its authority wins
         self.http_version = http_version
         self.headers = headers
         self.body = body

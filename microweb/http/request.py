@@ -79,7 +79,7 @@ class HTTPRequest:
         else:
             self.path, self.query_string = split_target(target)
             # RFC 9112 3.2.2: the authority of an absolute-form target wins over Host.
-            self._host = target_authority(target)
+            self._host = None if target[:1] == "/" else target_authority(target)
         self.http_version = http_version
         self.headers = headers
         self.body = body
