@@ -630,12 +630,15 @@ class App(TemplateHelpers):
             return redirect(_redirect_location(self.script_root + exc.location, request.query_string), 308)
         request.path_params = params
         if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
-            config = self.config
-            check = self._check_csrf
-            assert check is not None
-            check(request, config.get("CSRF_FIELD_NAME") or "csrf_token",
-                  config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
+            self._check_csrf_token(request)
         return route.handler(request, **params)
+
+    def _check_csrf_token(self, request: Request) -> None:
+        """``CSRF_PROTECT``: refuse (403) a request whose token is missing or wrong."""
+        config = self.config
+        check = self._check_csrf
+        assert check is not None
+        check(request, config.get("CSRF_FIELD_NAME") or "csrf_token", config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
 
     def _dispatch_full(self, request: Request) -> Any:
         """``_dispatch`` plus CORS preflights, the matched route on ``request.route`` and
@@ -671,11 +674,7 @@ class App(TemplateHelpers):
         request._route = route
         request.path_params = params
         if self._csrf_protect and request.method in self._csrf_methods and route.csrf:
-            config = self.config
-            check = self._check_csrf
-            assert check is not None
-            check(request, config.get("CSRF_FIELD_NAME") or "csrf_token",
-                  config.get("CSRF_HEADER_NAME") or "X-CSRF-Token")
+            self._check_csrf_token(request)
         if route.blueprint is not None:
             for func in self._bp_before[route.blueprint]:
                 rv = func(request)

@@ -504,6 +504,7 @@ class Server:
         if parser.state == UPGRADE:
             self.held_after_upgrade(conn)
             return
+        # From here on as at the end of _on_readable (written out there: it runs for every read).
         if parser.interim and conn.deferred is None and not conn.busy:
             self.write(conn, parser.interim)
             parser.interim = b""
