@@ -20,9 +20,20 @@ A parser is in one of four states:
               connection switched: they are the new protocol's first bytes)
 ``CLOSED``    after an error or a request that ends the connection: input is ignored
 
-Bodies are read whole before the request is handed out (up to ``max_body_size``),
-so a handler that ignores the body can never leave stray bytes that would be read
-as the next request. The body is collected as a list of pieces and joined once.
+Bodies are read whole before the request is handed out, so a handler that ignores
+the body can never leave stray bytes that would be read as the next request. Where
+they go is decided when the head is complete, before a byte of the body is read:
+
+- without ``open_body`` (``Limits.open_body`` is None: the test transport, a bare
+  parser) the body is collected as a list of pieces and joined once, up to
+  ``max_body_size`` (over it: 413);
+- with it, ``open_body(request, length)`` (``length`` -1 for chunked) is called once
+  per body. It routes the request and either refuses it, raising a ``ProtocolError``
+  (``http/admission.py``'s ``BodyRefused`` carries the application's rendered 404,
+  405 or 413), or returns a sink (``BodySink``) that takes the pieces as they arrive:
+  ``write(piece)`` per piece, ``finish(request)`` at the end, ``discard()`` if the
+  body never completes. A chunked body over ``sink.limit`` is refused by
+  ``sink.refuse(413, ...)``. The 100 Continue is only offered once a sink is open.
 
 Parsing is strict, following RFC 9112: anything a strict parser would reject
 raises ``ProtocolError`` carrying the status to answer with (400, 413, 414, 431,
@@ -82,7 +93,7 @@ class Limits:
     """Size limits enforced while parsing (defaults as documented in the README)."""
 
     __slots__ = ("max_request_line", "max_header_size", "max_header_count", "max_body_size", "max_field_line",
-                 "shared_blocks")
+                 "shared_blocks", "open_body")
 
     def __init__(
         self,
@@ -100,6 +111,9 @@ class Limits:
         # large_client_header_buffers, a cap per line below the cap on the whole section.
         self.max_field_line = max_field_line
         self.shared_blocks: dict[tuple[bytes, bool], HeaderBlock] = {}
+        # ``open_body(request, length) -> BodySink`` for every parser with these limits (the
+        # server's admission: see the Theory of operation); None: bodies collected in memory.
+        self.open_body: Callable[[HTTPRequest, int], Any] | None = None
 
 
 DEFAULT_LIMITS = Limits()
@@ -232,8 +246,6 @@ def parse_header_block(block: bytes, is_http11: bool, limits: Limits) -> HeaderB
         for value in lengths[1:]:
             if _content_length(value) != content_length:
                 raise ProtocolError(400, "Conflicting Content-Length values")
-        if content_length > limits.max_body_size:
-            raise ProtocolError(413, "Request body too large")
     hosts = lookup("host")
     if hosts:
         if len(hosts) > 1:
@@ -293,7 +305,7 @@ class RequestParser:
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme", "proxies", "request_class",
         "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
-        "_body_parts", "_body_size", "_chunk_state", "_chunk_body",
+        "_body_parts", "_body_size", "_chunk_state", "_chunk_body", "_sink", "_body_limit",
     )
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, remote_addr: str = "", scheme: str = "http",
@@ -323,6 +335,8 @@ class RequestParser:
         self._chunk_body = bytearray()
         self._body_size = 0
         self._chunk_state = _SIZE
+        self._sink: Any = None  # the BodySink of the body being read, when limits.open_body made one
+        self._body_limit = 0
 
     @property
     def has_partial_input(self) -> bool:
@@ -336,6 +350,19 @@ class RequestParser:
         self.state = HEAD
         held, self._buffer = self._buffer, b""
         return self.receive(bytes(held)) if held else []
+
+    @property
+    def body_sink(self) -> Any:
+        """The sink of the body being read (None when there is none, or it is kept in memory)."""
+        return self._sink
+
+    def discard_body(self) -> None:
+        """The connection is going away: drop a body still arriving (its sink's temporary file)."""
+        sink = self._sink
+        if sink is not None:
+            self._sink = None
+            self._pending = None
+            sink.discard()
 
     def detach(self) -> bytes:
         """The connection switched protocols: the bytes held after the upgrade request. The parser closes."""
@@ -360,6 +387,8 @@ class RequestParser:
             if self.has_partial_input and self.error is None:
                 self.error = ProtocolError(400, "Connection closed before the request was complete")
             self.state = CLOSED
+            if self._sink is not None:
+                self.discard_body()
             return requests
         try:
             buffered = self._buffer
@@ -408,6 +437,8 @@ class RequestParser:
             self.error = exc
             self.state = CLOSED
             self._buffer = b""
+            if self._sink is not None:
+                self.discard_body()
         return requests
 
     # -- head -------------------------------------------------------------
@@ -511,6 +542,15 @@ class RequestParser:
             self.proxies.apply(request)
         pos = end + 4
         if parsed.has_body:
+            open_body = limits.open_body
+            if open_body is None:
+                if parsed.content_length > limits.max_body_size:
+                    raise ProtocolError(413, "Request body too large")
+                self._body_limit = limits.max_body_size
+            else:
+                # Routed now, before the body: refused (raises), or a sink to write it to.
+                sink = self._sink = open_body(request, -1 if parsed.chunked else parsed.content_length)
+                self._body_limit = sink.limit
             if parsed.chunked:
                 self._start_body(request, CHUNKED)
                 self._chunk_state = _SIZE
@@ -536,8 +576,13 @@ class RequestParser:
     def _finish_body(self, requests: list[HTTPRequest]) -> None:
         request = self._pending
         assert request is not None
-        parts = self._body_parts
-        request.body = parts[0] if len(parts) == 1 else b"".join(parts)
+        sink = self._sink
+        if sink is not None:
+            self._sink = None
+            sink.finish(request)
+        else:
+            parts = self._body_parts
+            request.body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._pending = None
         self._body_parts = _NO_PARTS
         # The body is here: a 100 Continue not sent yet is no longer wanted (RFC 9110 10.1.1),
@@ -552,7 +597,10 @@ class RequestParser:
         available = len(buf) - pos
         take = self._remaining if available >= self._remaining else available
         if take:
-            self._body_parts.append(buf[pos:pos + take])
+            if self._sink is not None:
+                self._sink.write(buf[pos:pos + take] if take < available or pos else buf)
+            else:
+                self._body_parts.append(buf[pos:pos + take])
             self._remaining -= take
             pos += take
         if not self._remaining:
@@ -586,13 +634,17 @@ class RequestParser:
                     self._remaining = self.limits.max_header_size  # the trailer section's byte budget
                     continue
                 self._body_size += chunk
-                if self._body_size > self.limits.max_body_size:
+                if self._body_size > self._body_limit:
+                    if self._sink is not None:
+                        raise self._sink.refuse(413, "Request body too large")
                     raise ProtocolError(413, "Request body too large")
                 self._remaining = chunk
                 self._chunk_state = _DATA
             elif state == _DATA:
                 take = min(self._remaining, size - pos)
-                if take < 1024:
+                if self._sink is not None:
+                    self._sink.write(buf[pos:pos + take])
+                elif take < 1024:
                     self._chunk_body += buf[pos:pos + take]
                 else:
                     if self._chunk_body:

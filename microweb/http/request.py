@@ -7,6 +7,7 @@ and this layer never imports it.
 """
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote, unquote
 
 from .datastructures import Headers
@@ -56,7 +57,7 @@ class HTTPRequest:
 
     __slots__ = (
         "method", "target", "path", "query_string", "http_version", "headers", "body",
-        "keep_alive", "remote_addr", "scheme", "_host", "__weakref__",
+        "keep_alive", "remote_addr", "scheme", "_host", "body_file", "__weakref__",
     )
 
     def __init__(
@@ -106,6 +107,14 @@ class HTTPRequest:
             return f"{self.scheme}://{self.host}"
         query = "?" + self.query_string if self.query_string else ""  # absolute-form: rebuilt from the parts
         return f"{self.scheme}://{self.host}{quote(self.path, safe='/:@!$&()*+,;=-._~')}{query}"
+
+    def attach_body_file(self, file: Any, size: int) -> None:
+        """The body was spooled to a temporary file: ``body_file`` holds it (``body`` stays empty).
+
+        The framework's ``Request`` reads it back lazily as ``body`` and offers it as ``stream``.
+        ``body_file`` is unset on requests whose body stayed in memory.
+        """
+        self.body_file = file
 
     @property
     def content_type(self) -> str:

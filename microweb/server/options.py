@@ -137,7 +137,10 @@ class ServerOptions:
     max_header_size: int = _option(65536, "largest header section (larger: 431)", parse_size)
     max_header_count: int = _option(100, "most header fields (more: 431)", _count)
     max_field_line: int = _option(8192, "longest header or trailer field line (longer: 431)", parse_size)
-    max_body_size: int = _option(16 << 20, "largest request body (larger: 413)", parse_size)
+    max_body_size: int = _option(16 << 20, "largest request body, unless the app or the route sets its own "
+                                           "(larger: 413)", parse_size)
+    spool_threshold: int = _option(1 << 20, "bodies larger than this are spooled to a temporary file as they "
+                                            "arrive (smaller: kept in memory)", parse_size)
     keepalive_timeout: float = _option(75.0, "seconds an idle keep-alive connection stays open", _seconds,
                                        metavar="SECONDS")
     head_timeout: float = _option(10.0, "seconds from a head's first byte to its end (then 408)", _seconds,

@@ -155,6 +155,7 @@ class PooledDispatch:
         if conn.pending_error is not None:
             error, conn.pending_error = conn.pending_error, None
             conn.close_after = True
+            conn.linger = True
             server.write(conn, error.response())
         elif conn.peer_eof:
             conn.close_after = True

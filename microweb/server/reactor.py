@@ -28,8 +28,19 @@ timeout while output is pending. The loop wakes at least once a second to expire
 deadlines and refresh the cached ``Date`` header.
 
 Errors: a ``ProtocolError`` from the parser is answered with its status and the
-connection closed; EOF, reset and broken pipe close only that connection, quietly;
+connection closed, after a bounded lingering read (``linger.py``) so the answer is
+not lost to a reset; EOF, reset and broken pipe close only that connection, quietly;
 an exception from the application is logged and answered with 500.
+
+Bodies: when a head announcing a body is complete, the parser asks ``_open_body``
+(through ``Limits.open_body``) before reading it. With an application that admits
+bodies (``admit``: ``App.admit``), the request is routed then: the app refuses it
+(its 404/405/413 page, raised as ``BodyRefused``: answered, then lingering close)
+or returns the sink the body goes to; without one, any body up to ``max_body_size``
+is admitted. Sinks spool to memory under ``spool_threshold`` and to a file in the
+server's spool directory above it (``spool.py``); per read, a sink does work
+proportional to that read only. A body still arriving when its connection closes
+is discarded (its file removed); the directory goes when the server stops.
 
 Stopping: SIGINT/SIGTERM (or ``stop()``) close the listener, close idle
 connections, let every response already begun finish (new requests on busy
@@ -73,6 +84,7 @@ from .failures import internal_error, wrong_result
 from .listeners import create_listener, default_max_connections
 from .options import ServerOptions
 from .push import PushStreams
+from .spool import Spooler
 from .timers import TimerWheel
 
 __all__ = ["Server", "Connection", "Receiving", "Accepting", "Handler"]
@@ -121,7 +133,7 @@ class Connection:
     __slots__ = (
         "sock", "fd", "parser", "outbox", "pending_bytes", "deadline", "timer_slot", "closed",
         "close_after", "reading", "events", "receiving", "peer_eof", "requests_served",
-        "body_started", "body_received", "queue", "busy", "pending_error", "deferred",
+        "body_started", "body_received", "queue", "busy", "pending_error", "deferred", "linger",
     )
 
     def __init__(self, sock: socket.socket, parser: RequestParser) -> None:
@@ -149,6 +161,7 @@ class Connection:
         self.pending_error: ProtocolError | None = None
         # Pipelined requests not answered yet because the outbox is over high_water.
         self.deferred: list[Any] | None = None
+        self.linger = False  # closed by a lingering close (a body may still be arriving)
 
 
 class Server:
@@ -158,7 +171,9 @@ class Server:
     are a ``ServerOptions`` (its defaults, or ``options``) with ``host``, ``port`` and any
     other field given as a keyword applied. ``request_class`` is what the parser builds
     (the framework passes its ``Request``); ``sock`` a listening socket to use instead of
-    binding one.
+    binding one. ``admit(request, length, spooler) -> BodySink`` decides on each body
+    before it is read (raising ``BodyRefused`` to refuse it); by default it is the
+    ``admit`` of the App whose bound ``handle`` this is, if any (``App.admit``).
     """
 
     scheme = "http"  # what requests on this server's connections say (TLSServer: https)
@@ -172,6 +187,7 @@ class Server:
         options: ServerOptions | None = None,
         sock: Any = None,
         request_class: Callable[..., HTTPRequest] = HTTPRequest,
+        admit: Callable[..., Any] | None = None,
         **changes: Any,
     ) -> None:
         if host is not None:
@@ -193,6 +209,13 @@ class Server:
         self.graceful_timeout = options.graceful_timeout
         self.high_water = options.high_water
         self.limits: Limits = options.limits()
+        # Bodies: admitted (or refused) when their head is complete, then spooled (spool.py).
+        if admit is None:
+            admit = getattr(getattr(handle, "__self__", None), "admit", None)
+        self.admit: Callable[..., Any] | None = admit
+        self.spooler = Spooler(options.spool_threshold, options.max_body_size)
+        self.limits.open_body = self._open_body
+        self.lingerer: Any = None  # the Lingerer, made at the first lingering close
         self.min_body_rate = options.min_body_rate
         self.max_connections = (options.max_connections if options.max_connections is not None
                                 else default_max_connections())
@@ -326,6 +349,8 @@ class Server:
                         self.timers.expire(now, self._on_timeout)
                         if self.websockets is not None:
                             self.websockets.tick(now)
+                        if self.lingerer is not None:
+                            self.lingerer.tick(now)
                     except Exception:
                         log.exception("internal error while expiring timeouts")
                     if self._accepting is Accepting.BACKING_OFF and now >= self._accept_resume_at:
@@ -374,6 +399,9 @@ class Server:
             self.close_connection(conn)
         if self.pool is not None:
             self.pool.shutdown()
+        if self.lingerer is not None:
+            self.lingerer.close_all()
+        self.spooler.cleanup()
         try:
             self.selector.unregister(self.listener)
         except (KeyError, ValueError):
@@ -394,6 +422,29 @@ class Server:
         self.push.flush_ready()
         if self.websockets is not None:
             self.websockets.poll()
+        if self.lingerer is not None:
+            self.lingerer.poll(self.now)
+
+    # -- bodies ---------------------------------------------------------------
+
+    def _open_body(self, request: HTTPRequest, length: int) -> Any:
+        """The parser's question when a head announces a body (``length`` -1: chunked): its sink."""
+        if self.admit is not None:
+            return self.admit(request, length, self.spooler)
+        limit = self.limits.max_body_size
+        if length > limit:
+            raise ProtocolError(413, "Request body too large")
+        return self.spooler.sink(limit)
+
+    def _linger(self, conn: Connection) -> None:
+        """Close ``conn`` after draining what its client still sends (linger.py)."""
+        lingerer = self.lingerer
+        if lingerer is None:
+            from .linger import Lingerer
+
+            lingerer = self.lingerer = Lingerer()
+            self.selector.register(lingerer.selector, EVENT_READ, _WAKE)  # type: ignore[arg-type]
+        lingerer.adopt(conn.sock, self.now)
 
     # -- accepting ------------------------------------------------------------
 
@@ -617,6 +668,7 @@ class Server:
             if error is not None:
                 out.append(error.response())
                 conn.close_after = True
+                conn.linger = True
         if out:
             self.write(conn, out[0] if len(out) == 1 else b"".join(out))
         if conn.close_after and not conn.outbox and not conn.closed:
@@ -849,11 +901,22 @@ class Server:
         if conn.busy:  # a handler is still running in the pool: the client is not idle
             self.timers.set_deadline(conn, self.now + self.write_timeout)
             return
-        if conn.receiving and not conn.outbox and conn.parser.state == HEAD:
-            try:
-                conn.sock.send(ProtocolError(408, "Request head timed out").response())
-            except OSError:
-                pass
+        if conn.receiving and not conn.outbox:
+            parser = conn.parser
+            error = None
+            if parser.state == HEAD:
+                error = ProtocolError(408, "Request head timed out")
+            elif parser.body_sink is not None:
+                # The app could have answered: its 408 page (error handlers, after_request hooks).
+                try:
+                    error = parser.body_sink.refuse(408, "Request body timed out")
+                except Exception:
+                    log.exception("error while rendering a 408")
+            if error is not None:
+                try:
+                    conn.sock.send(error.response())
+                except OSError:
+                    pass
         self.close_connection(conn)
 
     def close_connection(self, conn: Connection) -> None:
@@ -867,14 +930,18 @@ class Server:
                 except Exception:
                     log.exception("error closing a response body")
         conn.outbox.clear()
+        conn.parser.discard_body()
         self.connections.pop(conn.fd, None)
         try:
             self.selector.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
-        try:
-            conn.sock.close()
-        except OSError:
-            pass
+        if conn.linger and self.scheme == "http" and not conn.peer_eof:
+            self._linger(conn)
+        else:
+            try:
+                conn.sock.close()
+            except OSError:
+                pass
         if self._accepting is Accepting.AT_CAP and len(self.connections) < self.max_connections:
             self._resume_accepting()
