@@ -22,6 +22,7 @@ from .requests import Request
 from .responses import Response, json_response, make_json_dumps, redirect
 from .routing import Router, OptionsAllowed
 from .templating import TemplateHelpers, Templates, call_context_processor
+from .uploads import admit_body, parse_body_limit
 from .wsgi import WSGIAdapter, call_app as call_wsgi
 
 if TYPE_CHECKING:
@@ -221,45 +222,53 @@ class App(TemplateHelpers):
     # -- registration ---------------------------------------------------------
 
     def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None,
-              csrf: bool = True) -> Callable[[F], F]:
+              csrf: bool = True, max_body_size: int | str | None = None) -> Callable[[F], F]:
         """Register the decorated function for ``path`` (``GET`` unless ``methods`` says otherwise).
 
         ``csrf=False``: this route's POST/PUT/PATCH/DELETE need no CSRF token even when
         ``config["CSRF_PROTECT"]`` is on (a JSON API authenticated otherwise).
+        ``max_body_size``: this route's request-body limit (``"2G"``, ``"512K"`` or bytes),
+        instead of ``config["MAX_BODY_SIZE"]``; a larger body is answered 413 before it is read.
         """
 
         def decorator(func: F) -> F:
-            self.add_route(path, func, methods, name, csrf)
+            self.add_route(path, func, methods, name, csrf, max_body_size)
             return func
 
         return decorator
 
     def add_route(self, path: str, handler: Handler, methods: Iterable[str] | None = None,
-                  name: str | None = None, csrf: bool = True) -> None:
+                  name: str | None = None, csrf: bool = True, max_body_size: int | str | None = None) -> None:
         """Register ``handler`` for ``path`` without a decorator (what ``route`` calls)."""
+        limit = parse_body_limit(max_body_size) if max_body_size is not None else None
         self._static_paths.clear()  # a new route may now match a path the static folder answered
         route = self.router.add(path, list(methods) if methods is not None else None, handler, name)
         route.csrf = csrf
+        route.max_body_size = limit
 
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
         """``route(path, methods=["GET"], name=name)``."""
         return self.route(path, ["GET"], name)
 
-    def post(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        """``route(path, methods=["POST"], name=name, csrf=csrf)``."""
-        return self.route(path, ["POST"], name, csrf)
+    def post(self, path: str, name: str | None = None, csrf: bool = True,
+             max_body_size: int | str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["POST"], name=name, csrf=csrf, max_body_size=max_body_size)``."""
+        return self.route(path, ["POST"], name, csrf, max_body_size)
 
-    def put(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        """``route(path, methods=["PUT"], name=name, csrf=csrf)``."""
-        return self.route(path, ["PUT"], name, csrf)
+    def put(self, path: str, name: str | None = None, csrf: bool = True,
+            max_body_size: int | str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["PUT"], ...)``, as ``post``."""
+        return self.route(path, ["PUT"], name, csrf, max_body_size)
 
-    def patch(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        """``route(path, methods=["PATCH"], name=name, csrf=csrf)``."""
-        return self.route(path, ["PATCH"], name, csrf)
+    def patch(self, path: str, name: str | None = None, csrf: bool = True,
+              max_body_size: int | str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["PATCH"], ...)``, as ``post``."""
+        return self.route(path, ["PATCH"], name, csrf, max_body_size)
 
-    def delete(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        """``route(path, methods=["DELETE"], name=name, csrf=csrf)``."""
-        return self.route(path, ["DELETE"], name, csrf)
+    def delete(self, path: str, name: str | None = None, csrf: bool = True,
+               max_body_size: int | str | None = None) -> Callable[[F], F]:
+        """``route(path, methods=["DELETE"], ...)``, as ``post``."""
+        return self.route(path, ["DELETE"], name, csrf, max_body_size)
 
     def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
                   name: str | None = None) -> Callable[[F], F]:
@@ -336,7 +345,7 @@ class App(TemplateHelpers):
         prefix = parent_prefix + prefix.rstrip("/")
         self.blueprints[name] = bp
         bp.registered = True
-        for rule, methods, handler, endpoint, csrf in bp.deferred_routes:
+        for rule, methods, handler, endpoint, csrf, max_body_size in bp.deferred_routes:
             full_rule = prefix + rule if rule else prefix or "/"
             self._static_paths.clear()
             bind = getattr(handler, "bind", None)  # a @bp.websocket route: its origins default to this app's
@@ -345,6 +354,7 @@ class App(TemplateHelpers):
             route = self.router.add(full_rule, methods, handler, f"{name}.{endpoint}")
             route.blueprint = name
             route.csrf = csrf
+            route.max_body_size = parse_body_limit(max_body_size) if max_body_size is not None else None
             self._blueprint_routes = True
         if bp.static_folder is not None:
             self._add_blueprint_static(bp, name, prefix)
@@ -811,6 +821,19 @@ class App(TemplateHelpers):
         if headers:
             response.headers.update(headers)
         return response
+
+    # -- request bodies -------------------------------------------------------
+
+    def admit(self, request: Request, length: int, spooler: Any) -> Any:
+        """Decide on a request body when its head is complete, before it is read (the server calls this).
+
+        Routes the request: a body to a path or method nobody handles is refused with the
+        answer ``handle`` gives it (404, 405, a redirect), one over the route's limit
+        (``max_body_size=``, else ``config["MAX_BODY_SIZE"]``, else the server's
+        ``--max-body-size``) with this app's 413 page; both raise ``BodyRefused`` and the
+        body is never read. Otherwise the sink it goes to (``microweb/uploads.py``).
+        """
+        return admit_body(self, request, length, spooler)
 
     # -- WSGI -----------------------------------------------------------------
 

@@ -43,8 +43,8 @@ class Blueprint(TemplateHelpers):
         if static_url_path is None and self.static_folder is not None:
             static_url_path = "/" + os.path.basename(self.static_folder.rstrip(os.sep))
         self.static_url_path = static_url_path.rstrip("/") if static_url_path is not None else None
-        #: (rule, methods, handler, endpoint name without the blueprint's prefix, csrf)
-        self.deferred_routes: list[tuple[str, list[str] | None, Callable[..., Any], str, bool]] = []
+        #: (rule, methods, handler, endpoint name without the blueprint's prefix, csrf, max_body_size)
+        self.deferred_routes: list[tuple[str, list[str] | None, Callable[..., Any], str, bool, int | str | None]] = []
         self.before_request_funcs: list[Callable[..., Any]] = []
         self.after_request_funcs: list[Callable[..., Any]] = []
         self.error_handlers: dict[int | type[BaseException], Callable[..., Any]] = {}
@@ -68,19 +68,23 @@ class Blueprint(TemplateHelpers):
     # -- routes -----------------------------------------------------------------
 
     def route(self, path: str, methods: Iterable[str] | None = None, name: str | None = None,
-              csrf: bool = True) -> Callable[[F], F]:
+              csrf: bool = True, max_body_size: int | str | None = None) -> Callable[[F], F]:
         """Record the decorated function for ``path`` under this blueprint's prefix (``csrf=False``
         as for ``app.route``: exempt from ``CSRF_PROTECT``)."""
 
         def decorator(func: F) -> F:
-            self.add_route(path, func, methods, name, csrf)
+            self.add_route(path, func, methods, name, csrf, max_body_size)
             return func
 
         return decorator
 
     def add_route(self, path: str, handler: Callable[..., Any], methods: Iterable[str] | None = None,
-                  name: str | None = None, csrf: bool = True) -> None:
+                  name: str | None = None, csrf: bool = True, max_body_size: int | str | None = None) -> None:
         self._check_setup("route")
+        if max_body_size is not None:
+            from .uploads import parse_body_limit
+
+            parse_body_limit(max_body_size)  # a bad size raises now, not at registration
         if path and not path.startswith("/"):
             raise ValueError(f"route {path!r} must start with '/'")
         endpoint = name or str(getattr(handler, "__name__", ""))
@@ -91,7 +95,7 @@ class Blueprint(TemplateHelpers):
             if (path, method) in self._seen:
                 raise ValueError(f"{method} {path} is routed twice in blueprint {self.name!r}")
             self._seen.add((path, method))
-        self.deferred_routes.append((path, method_list, handler, endpoint, csrf))
+        self.deferred_routes.append((path, method_list, handler, endpoint, csrf, max_body_size))
 
     def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
         return self.route(path, ["GET"], name)
@@ -109,17 +113,21 @@ class Blueprint(TemplateHelpers):
 
         return decorator
 
-    def post(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        return self.route(path, ["POST"], name, csrf)
+    def post(self, path: str, name: str | None = None, csrf: bool = True,
+             max_body_size: int | str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["POST"], name, csrf, max_body_size)
 
-    def put(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        return self.route(path, ["PUT"], name, csrf)
+    def put(self, path: str, name: str | None = None, csrf: bool = True,
+            max_body_size: int | str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], name, csrf, max_body_size)
 
-    def patch(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        return self.route(path, ["PATCH"], name, csrf)
+    def patch(self, path: str, name: str | None = None, csrf: bool = True,
+              max_body_size: int | str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], name, csrf, max_body_size)
 
-    def delete(self, path: str, name: str | None = None, csrf: bool = True) -> Callable[[F], F]:
-        return self.route(path, ["DELETE"], name, csrf)
+    def delete(self, path: str, name: str | None = None, csrf: bool = True,
+               max_body_size: int | str | None = None) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], name, csrf, max_body_size)
 
     def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
         """Nest ``blueprint`` in this one: its prefix and endpoint names go under this one's."""

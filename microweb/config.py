@@ -29,7 +29,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "PERMANENT_SESSION_LIFETIME": datetime.timedelta(days=31),
     "SESSION_REFRESH_EACH_REQUEST": True,
     "MAX_COOKIE_SIZE": 4093,
-    "MAX_BODY_SIZE": None,  # reserved for the request-body limit (not read yet)
+    "MAX_BODY_SIZE": None,  # the request-body limit ("2G", bytes); None: the server's --max-body-size
+    "SPOOL_THRESHOLD": None,  # bodies over it go to a temporary file; None: the server's --spool-threshold
     "CSRF_PROTECT": False,
     "CSRF_FIELD_NAME": "csrf_token",
     "CSRF_HEADER_NAME": "X-CSRF-Token",

@@ -1,8 +1,10 @@
 """``multipart/form-data`` bodies (RFC 7578), parsed in place.
 
-The request body is already one ``bytes`` object when a handler runs (the
-protocol reads bodies whole, up to the server's body limit). This parser only
-looks for the boundary with ``bytes.find`` and never copies file contents: an
+This is the in-place parser for a body held in memory (under the spool
+threshold, or under the test client): ``request.form``/``request.files`` run it
+on first use. A body over the threshold is parsed part by part as it arrives
+instead, its files written to temporary files (``uploads.py``,
+``http/multipart.py``). This parser only looks for the boundary with ``bytes.find`` and never copies file contents: an
 ``UploadedFile`` holds a ``memoryview`` slice of the body, ``save()`` writes that
 view straight to disk, and ``read()`` makes the one copy the caller asked for.
 Text fields are small (``max_field_size``) and are decoded to ``str``.
@@ -15,6 +17,7 @@ a body that is not well-formed multipart is a 400. Both are ordinary
 from __future__ import annotations
 
 import os
+import shutil
 from typing import IO, Any
 
 from .datastructures import MultiDict
@@ -27,28 +30,43 @@ __all__ = ["FormLimits", "UploadedFile", "parse_multipart"]
 _MAX_PART_HEAD = 8192  # bytes of header lines in one part
 
 
+DEFAULT_MAX_FILE_SIZE = 8 << 20
+
+
 class FormLimits:
-    """Limits on form bodies.
+    """Limits on the parts of form bodies (the whole body's limit is ``MAX_BODY_SIZE``/``max_body_size``).
 
     ``max_parts``: parts in a multipart body; ``max_fields``: text fields (multipart
     parts without a filename, or ``a=b`` pairs in an urlencoded body);
-    ``max_field_size``: bytes in one text field; ``max_file_size``: bytes in one
-    uploaded file (``None``: only the server's body limit applies).
+    ``max_field_size``: bytes in one text field (512 KiB); ``max_file_size``: bytes in
+    one uploaded file (8 MiB, half the default body limit, so its 413 says which file
+    was too large; ``None``: only the body limit applies). Left at its default, the
+    per-file limit rises to a route's own ``max_body_size`` when that is larger: a
+    route declared for 2 GB uploads takes a 2 GB file without a second setting.
     """
 
-    __slots__ = ("max_parts", "max_fields", "max_field_size", "max_file_size")
+    __slots__ = ("max_parts", "max_fields", "max_field_size", "max_file_size", "file_size_given")
 
     def __init__(
         self,
         max_parts: int = 1000,
         max_fields: int = 1000,
         max_field_size: int = 512 * 1024,
-        max_file_size: int | None = 16 * 1024 * 1024,
+        max_file_size: int | None | str = "default",
     ) -> None:
         self.max_parts = max_parts
         self.max_fields = max_fields
         self.max_field_size = max_field_size
-        self.max_file_size = max_file_size
+        self.file_size_given = max_file_size != "default"
+        self.max_file_size: int | None = (DEFAULT_MAX_FILE_SIZE if max_file_size == "default"
+                                          else max_file_size)  # type: ignore[assignment]
+
+    def file_limit(self, route_limit: int | None) -> int | None:
+        """The per-file limit for a route whose own body limit is ``route_limit`` (None: it has none)."""
+        if (not self.file_size_given and route_limit is not None and self.max_file_size is not None
+                and route_limit > self.max_file_size):
+            return route_limit
+        return self.max_file_size
 
     def __repr__(self) -> str:
         return (f"FormLimits(max_parts={self.max_parts}, max_fields={self.max_fields}, "
@@ -60,22 +78,29 @@ DEFAULT_FORM_LIMITS = FormLimits()
 
 class UploadedFile:
     """One uploaded file: ``name``, ``filename``, ``content_type``, ``headers``, ``size``,
-    ``read()``, ``seek()``, ``save(destination)``."""
+    ``read()``, ``seek()``, ``save(destination)``.
 
-    __slots__ = ("name", "filename", "content_type", "headers", "_data", "_pos")
+    A small upload is a view of the request body in memory; one that arrived as part of a
+    body over the spool threshold is its own temporary file (``spooled``), which ``save(path)``
+    renames into place (a copy only across file systems) and which is removed otherwise
+    when the request is done.
+    """
+
+    __slots__ = ("name", "filename", "content_type", "headers", "_data", "_pos", "_spooled")
 
     def __init__(self, name: str, filename: str, content_type: str, data: memoryview | bytes,
-                 headers: Headers | None = None) -> None:
+                 headers: Headers | None = None, spooled: Any = None) -> None:
         self.name = name
         self.filename = filename
         self.content_type = content_type
         self.headers = headers if headers is not None else Headers()
         self._data = memoryview(data)
         self._pos = 0
+        self._spooled = spooled  # a server.spool.SpoolFile, or None
 
     @property
     def size(self) -> int:
-        return len(self._data)
+        return self._spooled.size if self._spooled is not None else len(self._data)
 
     @property
     def mimetype(self) -> str:
@@ -83,30 +108,50 @@ class UploadedFile:
         return self.content_type.split(";", 1)[0].strip().lower()
 
     @property
-    def stream(self) -> UploadedFile:
-        """A readable binary file object over the data (the upload itself, as Flask's ``.stream``)."""
-        return self
+    def stream(self) -> Any:
+        """A readable binary file object over the data (the temporary file itself when spooled)."""
+        return self._spooled.file if self._spooled is not None else self
 
     def __len__(self) -> int:
-        return len(self._data)
+        return self.size
 
     def read(self, size: int = -1) -> bytes:
         """Read ``size`` bytes (all that is left when negative) from the current position."""
+        if self._spooled is not None:
+            return self._spooled.file.read(-1 if size is None else size)  # type: ignore[no-any-return]
         start = self._pos
         end = len(self._data) if size is None or size < 0 else min(len(self._data), start + size)
         self._pos = end
         return self._data[start:end].tobytes()
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        if self._spooled is not None:
+            return self._spooled.file.seek(offset, whence)  # type: ignore[no-any-return]
         base = (0, self._pos, len(self._data))[whence]
         self._pos = max(0, min(len(self._data), base + offset))
         return self._pos
 
     def tell(self) -> int:
+        if self._spooled is not None:
+            return self._spooled.file.tell()  # type: ignore[no-any-return]
         return self._pos
 
     def save(self, destination: str | os.PathLike[str] | IO[bytes]) -> int:
-        """Write the whole file to a path or a binary file object; return the byte count."""
+        """Write the whole file to a path or a binary file object; return the byte count.
+
+        A spooled upload saved to a path is moved there (a rename on the same file system);
+        reading it afterwards reads the saved file.
+        """
+        spooled = self._spooled
+        if spooled is not None:
+            if hasattr(destination, "write"):
+                position = spooled.file.tell()
+                spooled.file.seek(0)
+                shutil.copyfileobj(spooled.file, destination, 1 << 20)  # type: ignore[arg-type]
+                spooled.file.seek(position)
+            else:
+                spooled.move_to(os.fspath(destination))  # type: ignore[arg-type]
+            return spooled.size  # type: ignore[no-any-return]
         if hasattr(destination, "write"):
             destination.write(self._data)  # type: ignore[union-attr]
         else:
@@ -114,11 +159,16 @@ class UploadedFile:
                 out.write(self._data)
         return len(self._data)
 
+    def close(self) -> None:
+        """Remove the temporary file now (else it goes when the request does)."""
+        if self._spooled is not None:
+            self._spooled.close()
+
     def __repr__(self) -> str:
         return f"<UploadedFile {self.name!r} {self.filename!r} ({self.content_type}, {self.size} bytes)>"
 
 
-def _basename(filename: str) -> str:
+def basename(filename: str) -> str:
     # Some clients send a full path ("C:\\Users\\me\\a.txt"); keep only the last component.
     return filename.replace("\\", "/").rsplit("/", 1)[-1]
 
@@ -175,7 +225,7 @@ def parse_multipart(body: bytes, content_type: str,
                 raise _bad("part header section too large")
             else:
                 raise _bad("part header section not terminated")
-        headers = _part_headers(body[pos:head_end]) if head_end > pos else Headers()
+        headers = part_headers(body[pos:head_end]) if head_end > pos else Headers()
         data_start = head_end + 4
         data_end = body.find(delimiter, data_start)
         if data_end < 0:
@@ -190,7 +240,7 @@ def parse_multipart(body: bytes, content_type: str,
         if "filename" in dparams:
             if limits.max_file_size is not None and length > limits.max_file_size:
                 raise HTTPError(413, f"Uploaded file {name!r} is too large (limit {limits.max_file_size} bytes)")
-            files.add(name, UploadedFile(name, _basename(dparams["filename"]),
+            files.add(name, UploadedFile(name, basename(dparams["filename"]),
                                          part_type or "application/octet-stream",
                                          view[data_start:data_end], headers))
         else:
@@ -207,7 +257,7 @@ def parse_multipart(body: bytes, content_type: str,
     return fields, files
 
 
-def _part_headers(block: bytes) -> Headers:
+def part_headers(block: bytes) -> Headers:
     items: list[tuple[str, str]] = []
     try:
         text = block.decode("utf-8")  # browsers send raw UTF-8 file names

@@ -42,15 +42,18 @@ class Request(HTTPRequest):
     """
 
     __slots__ = ("app", "environ", "path_params", "_args", "_cookies", "_json", "_form", "_files", "_session",
-                 "_state", "_flashes", "_route")
+                 "_state", "_flashes", "_route", "_body", "_stream")
     # ``_state`` and ``_flashes`` are left unset until used (one exception on first use, for the
     # apps that use them), so the constructor stores nothing for them; ``_session`` starts at
     # None because ``App.handle`` reads it after every handler to decide whether to save it.
     # ``_route`` is only set by the app's full dispatch (blueprints, mounts, CORS, before-request
     # hooks): the properties that read it catch its absence, so the hot path never writes it.
+    # ``_body`` is None when the body was spooled to a file (``body_file``); ``_stream`` is set
+    # when ``stream`` is first used.
     _state: State
     _flashes: list[tuple[str, Any]]
     _route: Any
+    _stream: Any
 
     def __init__(
         self,
@@ -77,7 +80,7 @@ class Request(HTTPRequest):
             self._host = None if target[:1] == "/" else target_authority(target)  # absolute-form: its authority wins
         self.http_version = http_version
         self.headers = headers
-        self.body = body
+        self._body = body
         self.keep_alive = keep_alive
         self.remote_addr = remote_addr
         self.scheme = scheme
@@ -90,6 +93,55 @@ class Request(HTTPRequest):
         self._form: MultiDict | None = None
         self._files: MultiDict | None = None
         self._session: Session | None = None
+
+    # -- the body -------------------------------------------------------------------
+
+    @property
+    def body(self) -> bytes:
+        """The whole body as bytes. A body over the spool threshold is read from its temporary
+        file on first use: for large bodies prefer ``stream`` (or ``files`` for uploads)."""
+        body = self._body
+        if body is None:
+            file = self.body_file.file
+            position = file.tell()
+            file.seek(0)
+            body = self._body = file.read()
+            file.seek(position)
+        return body
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        self._body = value
+
+    @property
+    def stream(self) -> Any:
+        """The body as a binary file object, positioned at 0 when first used: the temporary
+        file a large body was spooled to (read it in pieces), or a ``BytesIO`` over a small one."""
+        try:
+            return self._stream
+        except AttributeError:
+            pass
+        if self._body is None:
+            stream = self.body_file.file
+            stream.seek(0)
+        else:
+            from io import BytesIO
+
+            stream = BytesIO(self._body)
+        self._stream = stream
+        return stream
+
+    def attach_body_file(self, file: Any, size: int) -> None:
+        """The body was spooled to ``file`` (a ``server.spool.SpoolFile``): read lazily from there."""
+        self.body_file = file
+        self._body = None
+
+    @property
+    def content_length(self) -> int:
+        """The body's size in bytes (without reading a spooled body)."""
+        if self._body is None:
+            return int(self.body_file.size)
+        return len(self._body)
 
     @property
     def route(self) -> Any:

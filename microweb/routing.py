@@ -83,7 +83,7 @@ class Route:
     """One registered rule: its methods, its handler and how to match and build it."""
 
     __slots__ = ("rule", "methods", "handler", "name", "regex", "converters", "parts", "sort_key", "is_literal",
-                 "first_segment", "_conversions", "csrf", "blueprint")
+                 "first_segment", "_conversions", "csrf", "blueprint", "max_body_size")
 
     def __init__(self, rule: str, methods: set[str], handler: Callable[..., Any], name: str) -> None:
         if not rule.startswith("/"):
@@ -94,6 +94,7 @@ class Route:
         self.name = name
         self.csrf = True  # False: exempt from CSRF_PROTECT (App.route(..., csrf=False))
         self.blueprint: str | None = None  # the full name of the blueprint it came from (set by App)
+        self.max_body_size: int | None = None  # this route's body limit (None: the app's MAX_BODY_SIZE)
         self.converters: dict[str, Converter] = {}
         # parts: literal strings and (name, converter) pairs, in order, for url building.
         self.parts: list[str | tuple[str, Converter]] = []

@@ -98,12 +98,14 @@ class SpoolFile:
 class Spool:
     """The sink for one raw body: memory up to the threshold, then a ``SpoolFile``."""
 
-    __slots__ = ("limit", "refuse", "size", "_spooler", "_buffer", "_file")
+    __slots__ = ("limit", "refuse", "size", "threshold", "_spooler", "_buffer", "_file")
 
-    def __init__(self, spooler: Spooler, limit: int, refuse: Refuse = plain_refusal) -> None:
+    def __init__(self, spooler: Spooler, limit: int, refuse: Refuse = plain_refusal,
+                 threshold: int | None = None) -> None:
         self.limit = limit
         self.refuse = refuse
         self.size = 0
+        self.threshold = spooler.threshold if threshold is None else threshold
         self._spooler = spooler
         self._buffer = bytearray()
         self._file: SpoolFile | None = None
@@ -113,7 +115,7 @@ class Spool:
         spool_file = self._file
         if spool_file is not None:
             spool_file.write(data)
-        elif self.size <= self._spooler.threshold:
+        elif self.size <= self.threshold:
             self._buffer += data
         else:
             spool_file = self._file = self._spooler.new_file()
@@ -158,8 +160,9 @@ class Spooler:
     def new_file(self, prefix: str = "body-") -> SpoolFile:
         return SpoolFile(self.directory, prefix)
 
-    def sink(self, limit: int, refuse: Refuse = plain_refusal) -> Spool:
-        return Spool(self, limit, refuse)
+    def sink(self, limit: int, refuse: Refuse = plain_refusal, threshold: int | None = None) -> Spool:
+        """The sink for one body of at most ``limit`` bytes (``threshold``: this spooler's unless given)."""
+        return Spool(self, limit, refuse, threshold)
 
     def cleanup(self) -> None:
         """Remove the spool directory and whatever is still in it (the server stops)."""
