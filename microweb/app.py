@@ -859,7 +859,7 @@ class App(TemplateHelpers):
         def on_listening(url: str, address: tuple[str, int]) -> None:
             print(banner(url, self, settings), flush=True)
 
-        serve(self.handle, settings, request_class=self.request_class, on_listening=on_listening)
+        serve(self.handle, settings, request_class=self.request_class, on_listening=on_listening, admit=self.admit)
 
     def summary(self) -> str:
         """What the start-up banner says about this app: its routes and its static folder."""

@@ -226,8 +226,10 @@ def serve(handle: Any, options: ServerOptions, args: argparse.Namespace, target:
         print(banner(url, target, args, options), flush=True)
 
     try:
+        from .app import App
+
         return start(handle, options, request_class=getattr(target, "request_class", Request),
-                     on_listening=on_listening)
+                     on_listening=on_listening, admit=target.admit if isinstance(target, App) else None)
     except OSError as exc:
         raise _listen_error(exc, options) from None
 

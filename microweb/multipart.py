@@ -30,7 +30,7 @@ __all__ = ["FormLimits", "UploadedFile", "parse_multipart"]
 _MAX_PART_HEAD = 8192  # bytes of header lines in one part
 
 
-DEFAULT_MAX_FILE_SIZE = 8 << 20
+DEFAULT_MAX_FILE_SIZE = 15 << 20
 
 
 class FormLimits:
@@ -39,7 +39,7 @@ class FormLimits:
     ``max_parts``: parts in a multipart body; ``max_fields``: text fields (multipart
     parts without a filename, or ``a=b`` pairs in an urlencoded body);
     ``max_field_size``: bytes in one text field (512 KiB); ``max_file_size``: bytes in
-    one uploaded file (8 MiB, half the default body limit, so its 413 says which file
+    one uploaded file (15 MiB, under the default 16 MiB body limit, so its 413 says which file
     was too large; ``None``: only the body limit applies). Left at its default, the
     per-file limit rises to a route's own ``max_body_size`` when that is larger: a
     route declared for 2 GB uploads takes a 2 GB file without a second setting.

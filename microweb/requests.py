@@ -81,6 +81,7 @@ class Request(HTTPRequest):
         self.http_version = http_version
         self.headers = headers
         self._body = body
+        self.body_file = None
         self.keep_alive = keep_alive
         self.remote_addr = remote_addr
         self.scheme = scheme

@@ -24,7 +24,7 @@ except ImportError as exc:  # plain ``pip install microweb`` does not bring the 
                       name=exc.name) from exc
 
 from .http.bodies import BodySource, FileBody, StreamBody
-from .http.encode import LAST_CHUNK, encode_chunk, error_response, internal_error_response
+from .http.encode import LAST_CHUNK, encode_chunk, internal_error_response
 from .http.parser import Limits, RequestParser
 from .http.websocket import (ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE, Close, WebSocketProtocol,
                              WebSocketUpgrade, accept_key, client_handshake, negotiate_deflate)
@@ -52,6 +52,13 @@ class AppTransport(httpx.BaseTransport):
         self.app = app
         self.limits = limits or Limits()
         self.remote_addr = remote_addr
+        admit = getattr(app, "admit", None)
+        if admit is not None and self.limits.open_body is None:
+            # Bodies are admitted as the server admits them: route limits, 404/413 pages before the body.
+            from .server.spool import Spooler
+
+            spooler = self.spooler = Spooler(max_body_size=self.limits.max_body_size)
+            self.limits.open_body = lambda req, length: admit(req, length, spooler)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         raw = serialize_request(request)
@@ -59,7 +66,7 @@ class AppTransport(httpx.BaseTransport):
                                getattr(self.app, "request_class", Request))
         requests = parser.receive(raw)
         if parser.error is not None and not requests:
-            output: bytes | BodySource = error_response(parser.error.status, parser.error.message)
+            output: bytes | BodySource = parser.error.response()
         elif len(requests) != 1:
             raise httpx.RemoteProtocolError(f"the request bytes parsed into {len(requests)} requests",
                                             request=request)

@@ -2,7 +2,10 @@
 
 ``call_app(app, environ, start_response)`` is what ``App.__call__`` runs, so an
 ``App`` is a WSGI application that gunicorn, uWSGI, waitress or a PaaS can serve
-unchanged. It builds a ``Request`` from the environ, runs ``app.handle`` exactly
+unchanged. It builds a ``Request`` from the environ, admits its body as the native
+server does (``app.admit``: 404/405/413 answered before ``wsgi.input`` is read, the
+route's limit applied), reads the body in ``read(size)`` steps into the same spool
+(memory under the threshold, a temporary file above), then runs ``app.handle`` exactly
 as the native server does (so routing, hooks, static fallback, error pages and
 streaming behave the same), and turns the result back into WSGI terms: the
 response head is re-read into a status and headers (hop-by-hop and the server's
@@ -18,6 +21,7 @@ out with ``os.sendfile``.
 """
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import sys
@@ -27,16 +31,17 @@ from urllib.parse import quote
 from .http.bodies import BodySource, FileBody, StreamBody
 from .http.datastructures import Headers
 from .http.encode import encode_head, error_response, is_reason_phrase, reason_phrase
-from .http.parser import DEFAULT_LIMITS
+from .http.parser import DEFAULT_LIMITS, ProtocolError
 from .requests import Request
+from .server.spool import DEFAULT_SPOOL_THRESHOLD, Spooler
 
 __all__ = ["call_app", "request_from_environ", "WSGIAdapter", "FileWrapper", "MAX_BODY_SIZE"]
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-#: The largest request body an App reads from ``wsgi.input`` under another WSGI server
-#: (the native server's default ``max_body_size``); a larger one is answered 413.
+#: The default body limit of an App under another WSGI server when its ``config["MAX_BODY_SIZE"]``
+#: is None (the native server's default ``--max-body-size``); a larger body is answered 413.
 MAX_BODY_SIZE = DEFAULT_LIMITS.max_body_size
 _READ_STEP = 65536
 
@@ -48,7 +53,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # -- App as a WSGI application ---------------------------------------------------
 
 def request_from_environ(environ: dict[str, Any]) -> Request:
-    """The ``Request`` a WSGI environ describes (body read whole, as the native parser does)."""
+    """The ``Request`` a WSGI environ describes, its body not read yet (``call_app`` admits and spools it)."""
     path_info = environ.get("PATH_INFO", "") or "/"
     target = quote(_path_bytes(path_info), safe=_PATH_SAFE)
     query = environ.get("QUERY_STRING", "")
@@ -73,7 +78,6 @@ def request_from_environ(environ: dict[str, Any]) -> Request:
         True,
         environ.get("REMOTE_ADDR", "") or "",
         environ.get("wsgi.url_scheme", "http"),
-        _read_body(environ, length),
     )
     request.environ = environ
     if "HTTP_HOST" not in environ:
@@ -96,49 +100,66 @@ def _path_bytes(path_info: str) -> bytes:
         return path_info.encode("utf-8", "surrogateescape")
 
 
-class BodyTooLarge(Exception):
-    """A request body over ``MAX_BODY_SIZE`` (answered 413 by ``call_app``)."""
-
-
-def _read_body(environ: dict[str, Any], length: str | None) -> bytes:
-    """The whole body, read in ``read(size)`` steps (``wsgiref.validate`` allows no bare ``read()``)."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return b""
+def _body_length(environ: dict[str, Any], request: Request) -> int:
+    """The body's announced length: 0 for none, -1 for one read to the end the server marks."""
+    length = environ.get("CONTENT_LENGTH")
     if length:
         try:
-            size = int(length)
+            return max(0, int(length))
         except ValueError:
-            return b""
-        if size > MAX_BODY_SIZE:
-            raise BodyTooLarge()
-        return stream.read(size) if size > 0 else b""
-    if environ.get("wsgi.input_terminated"):
-        # No length (a chunked request body): read to the end the server marks, within the limit.
-        pieces: list[bytes] = []
-        total = 0
-        while True:
-            piece = stream.read(_READ_STEP)
+            return 0
+    if environ.get("wsgi.input_terminated") and request.method not in ("GET", "HEAD", "OPTIONS"):
+        return -1  # no length (a chunked request body): read to the end the server marks
+    return 0
+
+
+def _app_spooler(app: Any) -> Spooler:
+    """The spool of an App hosted by another WSGI server (its directory removed at exit)."""
+    spooler = getattr(app, "_wsgi_spooler", None)
+    if spooler is None:
+        spooler = app._wsgi_spooler = Spooler(DEFAULT_SPOOL_THRESHOLD, MAX_BODY_SIZE)
+        atexit.register(spooler.cleanup)
+    return spooler
+
+
+def _receive_body(app: Any, request: Request, environ: dict[str, Any], length: int) -> None:
+    """Admit the body as the native server does (``app.admit``), then read ``wsgi.input`` into its
+    sink in ``read(size)`` steps: never more than the limit, never all at once."""
+    stream = environ.get("wsgi.input")
+    sink = app.admit(request, length, _app_spooler(app))  # a refusal raises before anything is read
+    try:
+        limit = sink.limit
+        remaining = length if length >= 0 else limit + 1
+        while remaining > 0:
+            piece = stream.read(min(remaining, _READ_STEP)) if stream is not None else b""
             if not piece:
-                return b"".join(pieces)
-            total += len(piece)
-            if total > MAX_BODY_SIZE:
-                raise BodyTooLarge()
-            pieces.append(piece)
-    return b""
+                break
+            remaining -= len(piece)
+            if length < 0 and remaining <= 0:
+                raise sink.refuse(413, f"Request body too large (limit {limit} bytes)")
+            sink.write(piece)
+        if length >= 0 and remaining > 0:
+            raise sink.refuse(400, "Request body shorter than its Content-Length")
+    except BaseException:
+        sink.discard()
+        raise
+    sink.finish(request)
 
 
 def call_app(app: Any, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """Run ``app.handle`` for one WSGI request (what ``App.__call__`` does)."""
-    try:
-        request = request_from_environ(environ)
-    except BodyTooLarge:
-        # As the native server answers a body over its limit: plain text, before the app runs.
-        output = error_response(413, "Request body too large")
-        end = output.find(b"\r\n\r\n") + 4
-        status, headers = parse_head(output[:end])
-        start_response(status, headers)
-        return [output[end:]]
+    request = request_from_environ(environ)
+    length = _body_length(environ, request)
+    if length:
+        try:
+            _receive_body(app, request, environ, length)
+        except ProtocolError as exc:
+            # Refused (404/405/413 rendered by the app) or malformed: answered before the handler runs.
+            output = exc.response()
+            end = output.find(b"\r\n\r\n") + 4
+            status, headers = parse_head(output[:end])
+            start_response(status, headers)
+            return [output[end:]]
     output = app.handle(request)
     if type(output) is bytes:
         end = output.find(b"\r\n\r\n") + 4
@@ -307,7 +328,8 @@ class WSGIAdapter:
         environ["SERVER_PROTOCOL"] = request.http_version
         environ["REMOTE_ADDR"] = request.remote_addr
         environ["wsgi.url_scheme"] = request.scheme
-        environ["wsgi.input"] = io.BytesIO(request.body)
+        body = request._body  # None: spooled to a file, which is the input then
+        environ["wsgi.input"] = io.BytesIO(body) if body is not None else request.stream
         headers = request.headers
         cached = self._header_cache  # one tuple, so threads never see a half-updated pair
         if cached[0] is headers:
@@ -320,8 +342,8 @@ class WSGIAdapter:
         if host and environ.get("HTTP_HOST") != host:
             # An absolute-form target's authority (RFC 9112 3.2.2), or a trusted proxy's X-Forwarded-Host.
             environ["HTTP_HOST"] = host
-        if request.body and "CONTENT_LENGTH" not in environ:
-            environ["CONTENT_LENGTH"] = str(len(request.body))  # a chunked request body, read whole
+        if (body is None or body) and "CONTENT_LENGTH" not in environ:
+            environ["CONTENT_LENGTH"] = str(request.content_length)  # a chunked request body, read whole
         return environ
 
     def __call__(self, request: Request) -> bytes | BodySource:

@@ -84,6 +84,7 @@ class HTTPRequest:
         self.http_version = http_version
         self.headers = headers
         self.body = body
+        self.body_file: Any = None  # the temporary file a large body was spooled to
         self.keep_alive = keep_alive
         self.remote_addr = remote_addr
         self.scheme = scheme
@@ -112,7 +113,7 @@ class HTTPRequest:
         """The body was spooled to a temporary file: ``body_file`` holds it (``body`` stays empty).
 
         The framework's ``Request`` reads it back lazily as ``body`` and offers it as ``stream``.
-        ``body_file`` is unset on requests whose body stayed in memory.
+        ``body_file`` is None on requests whose body stayed in memory.
         """
         self.body_file = file
 

@@ -24,19 +24,22 @@ OnListening = Callable[[str, tuple[str, int]], None]
 
 
 def create_server(handle: Handler, options: ServerOptions, *, sock: Any = None,
-                  request_class: Callable[..., HTTPRequest] = HTTPRequest, ssl_context: Any = None) -> Server:
-    """A ``Server`` for ``options`` (a ``TLSServer`` when there is a certificate)."""
+                  request_class: Callable[..., HTTPRequest] = HTTPRequest, ssl_context: Any = None,
+                  admit: Callable[..., Any] | None = None) -> Server:
+    """A ``Server`` for ``options`` (a ``TLSServer`` when there is a certificate); ``admit``
+    decides on request bodies before they are read (``Server``)."""
     if ssl_context is None and options.certfile:
         ssl_context = _ssl_context(options)
     if ssl_context is not None:
         from .tls import TLSServer
 
-        return TLSServer(handle, options=options, sock=sock, ssl_context=ssl_context, request_class=request_class)
-    return Server(handle, options=options, sock=sock, request_class=request_class)
+        return TLSServer(handle, options=options, sock=sock, ssl_context=ssl_context, request_class=request_class,
+                         admit=admit)
+    return Server(handle, options=options, sock=sock, request_class=request_class, admit=admit)
 
 
 def serve(handle: Handler, options: ServerOptions, *, request_class: Callable[..., HTTPRequest] = HTTPRequest,
-          sock: Any = None, on_listening: OnListening | None = None) -> int:
+          sock: Any = None, on_listening: OnListening | None = None, admit: Callable[..., Any] | None = None) -> int:
     """Serve ``handle`` as ``options`` say until SIGINT/SIGTERM; the exit status.
 
     Binding errors (``OSError``: port in use, permission) are raised before anything is served.
@@ -45,7 +48,8 @@ def serve(handle: Handler, options: ServerOptions, *, request_class: Callable[..
         sock = inherited_listener()
     ssl_context = _ssl_context(options) if options.certfile else None
     if not options.workers:
-        server = create_server(handle, options, sock=sock, request_class=request_class, ssl_context=ssl_context)
+        server = create_server(handle, options, sock=sock, request_class=request_class, ssl_context=ssl_context,
+                               admit=admit)
         if on_listening is not None:
             on_listening(server.url, server.address)
         server.serve_forever()
@@ -57,7 +61,8 @@ def serve(handle: Handler, options: ServerOptions, *, request_class: Callable[..
         if on_listening is not None:
             shown = f"[{host}]" if ":" in host else host
             on_listening(f"{'https' if ssl_context else 'http'}://{shown}:{port}", (host, port))
-        make_server = partial(create_server, handle, options, request_class=request_class, ssl_context=ssl_context)
+        make_server = partial(create_server, handle, options, request_class=request_class, ssl_context=ssl_context,
+                              admit=admit)
         return Supervisor(make_server, listener, options.workers, options.graceful_timeout).run()
     finally:
         listener.close()

@@ -94,7 +94,7 @@ class TLSServer(Server):
     def __init__(self, handle: Handler, host: str | None = None, port: int | None = None, *,
                  ssl_context: ssl.SSLContext | None = None, options: ServerOptions | None = None,
                  sock: Any = None, request_class: Callable[..., HTTPRequest] = HTTPRequest,
-                 **changes: Any) -> None:
+                 admit: Callable[..., Any] | None = None, **changes: Any) -> None:
         if host is not None:
             changes["host"] = host
         if port is not None:
@@ -113,7 +113,7 @@ class TLSServer(Server):
         wrapped.setblocking(False)
         self.ssl_context = ssl_context
         self._tls_listener = _TLSListener(wrapped)
-        super().__init__(handle, options=options, sock=self._tls_listener, request_class=request_class)
+        super().__init__(handle, options=options, sock=self._tls_listener, request_class=request_class, admit=admit)
 
     @property
     def url(self) -> str:
