@@ -231,6 +231,9 @@ class App(TemplateHelpers):
         instead of ``config["MAX_BODY_SIZE"]``; a larger body is answered 413 before it is read.
         """
 
+        if max_body_size is not None:
+            parse_body_limit(max_body_size)  # a bad size raises here, not when the function is decorated
+
         def decorator(func: F) -> F:
             self.add_route(path, func, methods, name, csrf, max_body_size)
             return func

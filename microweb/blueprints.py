@@ -72,6 +72,11 @@ class Blueprint(TemplateHelpers):
         """Record the decorated function for ``path`` under this blueprint's prefix (``csrf=False``
         as for ``app.route``: exempt from ``CSRF_PROTECT``)."""
 
+        if max_body_size is not None:
+            from .uploads import parse_body_limit
+
+            parse_body_limit(max_body_size)  # a bad size raises here, not when the function is decorated
+
         def decorator(func: F) -> F:
             self.add_route(path, func, methods, name, csrf, max_body_size)
             return func
