@@ -73,8 +73,8 @@ def ping(request):  # type: ignore[no-untyped-def]
 
 @app.get("/state")
 def state(request):  # type: ignore[no-untyped-def]
-    assert server is not None
-    directory = server.spooler._directory
+    spooler = server.spooler if server is not None else getattr(app, "_wsgi_spooler", None)  # under WSGI
+    directory = spooler._directory if spooler is not None else None
     return {"rss": _status("VmRSS"), "hwm": _status("VmHWM"), "fds": len(os.listdir("/proc/self/fd")),
             "spool": sorted(os.listdir(directory)) if directory and os.path.isdir(directory) else [],
             "spool_dir": directory}
