@@ -429,3 +429,68 @@ def test_hosted_wsgi_app_reads_the_spooled_body(live_server: Any) -> None:
         answer = httpx.post(server.url + "/", content=content).json()
         assert answer == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "length": str(len(data)),
                           "file": True}
+
+
+def test_threshold_decides_memory_or_file(live_server: Any) -> None:
+    app = App(static_folder=None, template_folder=None)
+
+    @app.post("/where")
+    def where(request):  # type: ignore[no-untyped-def]
+        return {"file": request.body_file is not None, "size": request.content_length,
+                "same": request.stream.read() == request.body}
+
+    server = live_server(app, spool_threshold="64K")
+    assert httpx.post(server.url + "/where", content=b"x" * (64 << 10)).json() == \
+        {"file": False, "size": 64 << 10, "same": True}
+    assert httpx.post(server.url + "/where", content=b"x" * ((64 << 10) + 1)).json() == \
+        {"file": True, "size": (64 << 10) + 1, "same": True}
+
+
+def test_refusals_under_threads(live_server: Any) -> None:
+    server = live_server(make_limits_app(), threads=2)
+    with httpx.Client(base_url=server.url) as client:
+        r = client.post("/big", content=b"x" * ((1 << 20) + 1))
+        assert r.status_code == 413 and r.text.startswith("custom 413:") and r.headers["x-after"] == "seen"
+        assert client.post("/big", content=b"x" * (700 << 10)).json() == {"size": 700 << 10}
+        assert client.post("/nowhere", content=b"x").status_code == 404
+
+
+def test_body_timeout_is_the_app_s_408(live_server: Any) -> None:
+    app = make_limits_app()
+
+    @app.errorhandler(408)
+    def slow(request, error):  # type: ignore[no-untyped-def]
+        return "custom 408", 408
+
+    server = live_server(app, body_timeout=1)
+    with server.connect(timeout=10) as sock:
+        sock.sendall(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ") and answer.endswith(b"custom 408") and b"x-after: seen" in answer.lower()
+
+
+def test_a_refused_client_is_drained_then_closed(live_server: Any) -> None:
+    """Lingering close: the server stops sending (FIN) but reads what still comes, within bounds."""
+    from microweb.server import linger
+
+    server = live_server(make_limits_app())
+    with server.connect(timeout=10) as sock:
+        sock.sendall(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (100 << 20))
+        answer = _read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        rest = b""
+        while True:  # the response ends with EOF: the server shut its sending side
+            got = sock.recv(65536)
+            if not got:
+                break
+            rest += got
+        for _ in range(20):  # still accepted (drained), not reset
+            sock.sendall(BLOCK[:65536])
+        deadline = time.monotonic() + 5
+        while len(server.server.lingerer or ()) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(server.server.lingerer) == 1
+    deadline = time.monotonic() + linger.LINGER_IDLE + 3
+    while len(server.server.lingerer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.server.lingerer) == 0  # the client closed: so did the server
