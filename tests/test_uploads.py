@@ -193,24 +193,20 @@ def test_spool_directory_removed_when_the_server_stops() -> None:
     assert not os.path.exists(directory)
 
 
-def test_ping_stays_fast_during_a_large_upload(upload_server: UploadServer) -> None:
-    """Receiving never stalls other connections: p99 of GET /ping while a body pours in (inline mode).
-
-    Measured until the last byte is sent: then the handler hashes the whole body on the loop
-    thread, which is the handler's work (``--threads`` moves it off the loop), not receiving."""
-    size = UPLOAD_SIZE * 4 if not BIG else UPLOAD_SIZE
+def ping_during_upload(server: UploadServer, size: int) -> tuple[float, float, int]:
+    """(p50, p99, count) of GET /ping latencies while ``size`` bytes are being sent to /raw."""
     done = threading.Event()
     result: list[Any] = []
 
     def upload() -> None:
         try:
-            result.append(send_raw(upload_server.port, "/raw", size, sent_event=done))
+            result.append(send_raw(server.port, "/raw", size, sent_event=done))
         finally:
             done.set()
 
     thread = threading.Thread(target=upload)
     latencies = []
-    with httpx.Client(base_url=upload_server.url) as client:
+    with httpx.Client(base_url=server.url) as client:
         client.get("/ping")
         thread.start()
         time.sleep(0.05)
@@ -223,10 +219,28 @@ def test_ping_stays_fast_during_a_large_upload(upload_server: UploadServer) -> N
     assert result and result[0][0] == 200
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1] if len(latencies) >= 100 else latencies[-1]
-    print(f"\nGET /ping during a {size >> 20} MiB upload: {len(latencies)} requests, "
-          f"p50 {latencies[len(latencies) // 2] * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms")
-    assert len(latencies) >= 20
-    assert p99 < 0.2  # the target (met on a quiet machine) is 20 ms; the bound leaves room for a loaded one
+    return latencies[len(latencies) // 2], p99, len(latencies)
+
+
+def test_ping_stays_fast_during_a_large_upload(upload_server: UploadServer) -> None:
+    """Receiving never stalls other connections: p99 of GET /ping while a body pours in (inline mode).
+
+    Measured until the last byte is sent: then the handler hashes the whole body on the loop
+    thread, which is the handler's work (``--threads`` moves it off the loop), not receiving.
+    A stall built into receiving (work proportional to the body: the 1.45 s this issue found)
+    shows in every attempt; one that the shared machine causes (the server descheduled) does
+    not, so the best of three attempts is held to the bound."""
+    size = UPLOAD_SIZE * 4 if not BIG else UPLOAD_SIZE
+    attempts = []
+    for _ in range(3):
+        p50, p99, count = ping_during_upload(upload_server, size)
+        attempts.append(p99)
+        print(f"\nGET /ping during a {size >> 20} MiB upload: {count} requests, "
+              f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms")
+        assert count >= 20
+        if p99 < 0.02:  # the issue's target
+            break
+    assert min(attempts) < 0.05
 
 
 # -- limits, decided before the body is read ------------------------------------------------------

@@ -55,8 +55,10 @@ def form(request):  # type: ignore[no-untyped-def]
     upload = request.files["f"]
     digest, size = _digest(upload.stream)
     target = os.path.join(SAVE_DIR, "saved.bin")
+    spooled = upload._spooled  # the upload's own temporary file (None when it stayed in memory)
+    inode = os.fstat(spooled.file.fileno()).st_ino if spooled is not None else None
     saved = upload.save(target)
-    same_inode = os.stat(target).st_size == size
+    same_inode = os.stat(target).st_ino == inode  # save() renamed the temporary file into place
     os.unlink(target)
     return {"sha256": digest, "size": size, "saved": saved, "moved": same_inode, "field": request.form.get("x")}
 
