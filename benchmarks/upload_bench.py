@@ -63,6 +63,7 @@ http {{
             # The whole body is read into a temporary file (then removed), as microweb spools it,
             # and not passed on: the upstream just answers 200.
             client_body_in_file_only clean;
+            client_body_buffer_size 1m;  # fewer, larger writes (the default is 16k)
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_pass http://unix:{prefix}/ok.sock:/;
