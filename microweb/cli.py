@@ -228,8 +228,10 @@ def serve(handle: Any, options: ServerOptions, args: argparse.Namespace, target:
     try:
         from .app import App
 
-        return start(handle, options, request_class=getattr(target, "request_class", Request),
-                     on_listening=on_listening, admit=target.admit if isinstance(target, App) else None)
+        # Only an App's own request class: a WSGI app's (Flask's ``request_class``) is not one the parser can build.
+        is_app = isinstance(target, App)
+        return start(handle, options, request_class=target.request_class if is_app else Request,
+                     on_listening=on_listening, admit=target.admit if is_app else None)
     except OSError as exc:
         raise _listen_error(exc, options) from None
 

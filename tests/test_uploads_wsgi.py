@@ -158,3 +158,35 @@ def test_oversize_content_length_is_refused_before_reading() -> None:
     seen.clear()
     assert b"".join(app(environ, lambda status, headers, exc_info=None: seen.append(status))) == b"ok"
     assert Input.read_total == 1000
+
+
+def test_flask_app_hosted_by_microweb_run_takes_a_large_upload(tmp_path: Any) -> None:
+    """``microweb run flask_app:app``: Flask's ``request_class`` (a Werkzeug class) must not be
+    taken for the class the parser builds requests with."""
+    pytest.importorskip("flask")
+    from conftest import free_port, start_cli, wait_for_port
+
+    (tmp_path / "flask_uploads.py").write_text(
+        "import hashlib\n"
+        "from flask import Flask, request\n"
+        "app = Flask(__name__)\n"
+        "@app.post('/up')\n"
+        "def up():\n"
+        "    f = request.files['f']\n"
+        "    return {'sha256': hashlib.sha256(f.read()).hexdigest(), 'x': request.form['x']}\n"
+        "@app.post('/raw')\n"
+        "def raw():\n"
+        "    return {'sha256': hashlib.sha256(request.stream.read()).hexdigest()}\n")
+    port = free_port()
+    proc = start_cli("run", "flask_uploads:app", "--port", str(port), cwd=str(tmp_path))
+    try:
+        wait_for_port("127.0.0.1", port)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            r = client.post("/up", files={"f": ("a.bin", DATA)}, data={"x": "y"})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"sha256": SHA, "x": "y"}
+            assert client.post("/raw", content=DATA).json() == {"sha256": SHA}
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err, err
