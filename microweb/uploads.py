@@ -79,26 +79,56 @@ def _answer_now(app: Any, request: Any, status: int) -> ProtocolError:
     return _refused(status, "answered before the body was read", app.handle(request))
 
 
-def _under_mount(app: Any, path: str) -> bool:
-    return any(path.startswith(prefix) for prefix, _, _ in app.mounts)
+def _mount_of(app: Any, path: str) -> tuple[str, Any, Any] | None:
+    """The mount ``app._mounted`` will hand ``path`` to (its bare prefix, which redirects, included)."""
+    for mount in app.mounts:
+        prefix = mount[0]
+        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            return mount  # type: ignore[no-any-return]
+    return None
+
+
+def _admit_mounted(app: Any, request: Any, length: int, spooler: Any, mount: tuple[str, Any, Any]) -> Any:
+    """A body to a mount: a mounted App admits it by its own routes, limits and error pages; a
+    mounted WSGI app parses the body itself, so it is spooled raw, within ``app``'s limit."""
+    prefix, sub, _ = mount
+    path = request.path
+    if path == prefix:
+        raise _answer_now(app, request, 308)  # the mount redirects its bare prefix to prefix/
+    if sub is not None:
+        request.path = path[len(prefix):]
+        try:
+            return sub.admit(request, length, spooler)
+        finally:
+            request.path = path
+            request.app = app
+    limit = body_limit(app, None, spooler.max_body_size)
+    if length > limit:
+        raise refusal(app, request, 413, f"Request body too large (limit {limit} bytes)")
+    threshold = app.config.get("SPOOL_THRESHOLD")
+    return spooler.sink(limit, lambda status, message: refusal(app, request, status, message),
+                        parse_size(threshold) if threshold is not None else spooler.threshold)
 
 
 def admit_body(app: Any, request: Any, length: int, spooler: Any) -> Any:
     """The sink for ``request``'s body, or raise the refusal (see the module docstring)."""
     request.app = app
     route = None
-    if not (app.mounts and _under_mount(app, request.path)):  # a mounted app decides for itself later
-        try:
-            route, _ = app.router.match(request.method, request.path)
-        except NotFound:
-            if request.method not in ("GET", "HEAD"):  # GET/HEAD fall back to the static folder
-                raise _answer_now(app, request, 404) from None
-        except MethodNotAllowed:
-            raise _answer_now(app, request, 405) from None
-        except RequestRedirect:
-            raise _answer_now(app, request, 308) from None
-        except OptionsAllowed:
-            pass
+    if app.mounts:
+        mount = _mount_of(app, request.path)
+        if mount is not None:
+            return _admit_mounted(app, request, length, spooler, mount)
+    try:
+        route, _ = app.router.match(request.method, request.path)
+    except NotFound:
+        if request.method not in ("GET", "HEAD"):  # GET/HEAD fall back to the static folder
+            raise _answer_now(app, request, 404) from None
+    except MethodNotAllowed:
+        raise _answer_now(app, request, 405) from None
+    except RequestRedirect:
+        raise _answer_now(app, request, 308) from None
+    except OptionsAllowed:
+        pass
     limit = body_limit(app, route, spooler.max_body_size)
     if length > limit:
         raise refusal(app, request, 413, f"Request body too large (limit {limit} bytes)")

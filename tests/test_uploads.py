@@ -508,3 +508,68 @@ def test_a_refused_client_is_drained_then_closed(live_server: Any) -> None:
     while len(server.server.lingerer) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(server.server.lingerer) == 0  # the client closed: so did the server
+
+
+# -- review of issue 14: mounts, --threads, save(), the test client's spool ---------------------
+
+
+def _multipart(name: str, filename: str, data: bytes, boundary: str = "review14") -> tuple[bytes, dict[str, str]]:
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="k"\r\n\r\nv\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_a_mounted_wsgi_app_gets_a_large_multipart_body_whole(live_server: Any) -> None:
+    """A Flask app mounted on an App parses the multipart body itself: it must get it raw, not the
+    App's incrementally parsed (and so emptied) body."""
+    flask = pytest.importorskip("flask")
+    inner = flask.Flask("mounted")
+
+    @inner.post("/up")
+    def up():  # type: ignore[no-untyped-def]
+        upload = flask.request.files["f"]
+        return {"form": dict(flask.request.form), "sha256": hashlib.sha256(upload.read()).hexdigest()}
+
+    app = App(static_folder=None, template_folder=None)
+    app.config["MAX_BODY_SIZE"] = "8M"
+    app.mount("/flask", inner)
+    data = b"".join(blocks(3 << 20))  # over the 1 MiB spool threshold
+    body, headers = _multipart("f", "a.bin", data)
+    server = live_server(app)
+    for client in (httpx.Client(base_url=server.url), app.test_client()):
+        with client:
+            r = client.post("/flask/up", content=body, headers=headers)
+            assert r.status_code == 200, r.text
+            assert r.json() == {"form": {"k": "v"}, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_a_mounted_app_s_own_limits_and_413_page_apply(live_server: Any) -> None:
+    """``app.mount("/api", api)``: a body to ``/api/...`` is admitted by ``api`` (its route's
+    ``max_body_size``, its ``MAX_BODY_SIZE``, its 413 page), not by the app it is mounted on."""
+    api = App(static_folder=None, template_folder=None)
+    api.config["MAX_BODY_SIZE"] = "1M"
+
+    @api.post("/video", max_body_size="40M")
+    def video(request):  # type: ignore[no-untyped-def]
+        return {"size": request.content_length, "spooled": request.body_file is not None}
+
+    @api.post("/note")
+    def note(request):  # type: ignore[no-untyped-def]
+        return {"size": len(request.body)}
+
+    @api.errorhandler(413)
+    def too_large(request, error):  # type: ignore[no-untyped-def]
+        return "api 413", 413
+
+    site = App(static_folder=None, template_folder=None)  # the default 16 MiB limit
+    site.mount("/api", api)
+    server = live_server(site)
+    for client in (httpx.Client(base_url=server.url, timeout=30), site.test_client()):
+        with client:
+            assert client.post("/api/video", content=b"v" * (20 << 20)).json() == \
+                {"size": 20 << 20, "spooled": True}
+            r = client.post("/api/note", content=b"n" * (2 << 20))
+            assert (r.status_code, r.text) == (413, "api 413")
+            assert client.post("/api/note", content=b"n" * 100).json() == {"size": 100}
+
