@@ -573,3 +573,30 @@ def test_a_mounted_app_s_own_limits_and_413_page_apply(live_server: Any) -> None
             assert (r.status_code, r.text) == (413, "api 413")
             assert client.post("/api/note", content=b"n" * 100).json() == {"size": 100}
 
+
+def test_no_spooled_file_outlives_its_request_under_threads(live_server: Any) -> None:
+    """With --threads, a pool thread must not keep its last request (and so its temporary file,
+    possibly gigabytes) alive until it happens to get another job."""
+    app = App(static_folder=None, template_folder=None)
+
+    @app.post("/raw")
+    def raw(request):  # type: ignore[no-untyped-def]
+        return {"size": len(request.stream.read())}
+
+    @app.post("/form")
+    def form(request):  # type: ignore[no-untyped-def]
+        return {"size": request.files["f"].size}
+
+    server = live_server(app, threads=2)
+    body, headers = _multipart("f", "a.bin", b"f" * (2 << 20))
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(3):
+            assert client.post("/raw", content=b"r" * (2 << 20)).json() == {"size": 2 << 20}
+            assert client.post("/form", content=body, headers=headers).json() == {"size": 2 << 20}
+    directory = server.server.spooler._directory
+    assert directory is not None  # the bodies were spooled
+    deadline = time.monotonic() + 2
+    while os.listdir(directory) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.listdir(directory) == []
+

@@ -83,6 +83,7 @@ class HandlerPool:
                     request()
                 except Exception:
                     log.exception("unhandled error in a function run in the pool")
+                job = conn = request = None
                 continue
             try:
                 result = handle(request)
@@ -97,9 +98,13 @@ class HandlerPool:
                     stream.pull()  # on this thread, until the body ends or the client leaves
                 except Exception:
                     log.exception("a streamed response raised after its head was sent; closing the connection")
+                job = conn = request = result = stream = None
                 continue
             done.append((conn, request, result))
             wake()
+            # Drop this thread's references now: an idle thread holding its last request would
+            # keep that request's spooled body (a temporary file, maybe gigabytes) until its next job.
+            job = conn = request = result = None
 
     def shutdown(self, timeout: float = 1.0) -> None:
         """Ask the threads to finish (a handler still running is left to its daemon thread)."""
