@@ -600,3 +600,65 @@ def test_no_spooled_file_outlives_its_request_under_threads(live_server: Any) ->
         time.sleep(0.02)
     assert os.listdir(directory) == []
 
+
+def test_save_gives_a_spooled_upload_the_mode_a_small_one_gets(live_server: Any, tmp_path: Any) -> None:
+    """A renamed temporary file keeps mkstemp's 0600; a saved upload must be 0666 less the umask,
+    as a small one (written with open()) and Werkzeug's FileStorage.save are, whatever its size."""
+    app = App(static_folder=None, template_folder=None)
+
+    @app.post("/save")
+    def save(request):  # type: ignore[no-untyped-def]
+        upload = request.files["f"]
+        target = tmp_path / request.args["name"]
+        upload.save(str(target))
+        return {"mode": os.stat(target).st_mode & 0o777, "size": os.path.getsize(target)}
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    server = live_server(app)
+    with httpx.Client(base_url=server.url) as client:
+        for name, size in (("small.bin", 100), ("large.bin", 3 << 20)):
+            body, headers = _multipart("f", name, b"s" * size)
+            assert client.post("/save", params={"name": name}, content=body, headers=headers).json() == \
+                {"mode": 0o666 & ~umask, "size": size}
+
+
+def test_saving_a_spooled_upload_twice_keeps_both_copies(live_server: Any, tmp_path: Any) -> None:
+    """``f.save(a); f.save(b)``: the second save must not move the first copy away."""
+    app = App(static_folder=None, template_folder=None)
+
+    @app.post("/twice")
+    def twice(request):  # type: ignore[no-untyped-def]
+        upload = request.files["f"]
+        first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+        upload.save(str(first))
+        upload.save(str(second))
+        return {"first": first.read_bytes() == data, "second": second.read_bytes() == data,
+                "read": upload.read() == data}
+
+    data = b"".join(blocks(3 << 20))
+    body, headers = _multipart("f", "a.bin", data)
+    server = live_server(app)
+    assert httpx.post(server.url + "/twice", content=body, headers=headers).json() == \
+        {"first": True, "second": True, "read": True}
+
+
+def test_the_test_client_leaves_no_spool_directory_behind() -> None:
+    import gc
+    import tempfile
+
+    app = App(static_folder=None, template_folder=None)
+
+    @app.post("/raw")
+    def raw(request):  # type: ignore[no-untyped-def]
+        return {"spooled": request.body_file is not None}
+
+    def spool_dirs() -> set[str]:
+        return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("microweb-bodies-")}
+
+    before = spool_dirs()
+    with app.test_client() as client:
+        assert client.post("/raw", content=b"x" * (2 << 20)).json() == {"spooled": True}
+    del client
+    gc.collect()
+    assert spool_dirs() - before == set()

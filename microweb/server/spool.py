@@ -12,7 +12,8 @@ A ``SpoolFile`` is a named file in the spool directory, removed when it is
 closed, when it is garbage-collected (the request that held it is gone), when the
 body is discarded (the client went away), or with the whole directory when the
 server stops (``Spooler.cleanup``). ``move_to(path)`` renames it into place (a copy
-across file systems) and it is then no longer the spool's to remove.
+across file systems, or when it was moved already) with an ordinary file's mode, and it is
+then no longer the spool's to remove.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import io
 import os
 import shutil
 import tempfile
+import weakref
 from typing import Any, Callable
 
 from ..http.parser import ProtocolError
@@ -36,6 +38,19 @@ Refuse = Callable[[int, str], ProtocolError]
 def plain_refusal(status: int, message: str) -> ProtocolError:
     """The protocol's own answer (no application to render it)."""
     return ProtocolError(status, message)
+
+
+_new_file_mode: int | None = None
+
+
+def new_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0666 less the process umask (read once)."""
+    global _new_file_mode
+    if _new_file_mode is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        _new_file_mode = 0o666 & ~umask
+    return _new_file_mode
 
 
 class SpoolFile:
@@ -60,21 +75,26 @@ class SpoolFile:
         return self.file
 
     def move_to(self, destination: str) -> None:
-        """Put the file at ``destination``: a rename on the same file system, else a copy."""
+        """Put the file at ``destination``: a rename on the same file system, else a copy (also
+        once it was moved already: an earlier destination keeps its copy). Either way it gets the
+        mode a file made with ``open()`` gets (0666 less the umask), not ``mkstemp``'s 0600."""
         self.file.flush()
-        try:
-            os.replace(self.path, destination)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            position = self.file.tell()
-            self.file.seek(0)
-            with open(destination, "wb") as out:
-                shutil.copyfileobj(self.file, out, 1 << 20)
-            self.file.seek(position)
-            return  # still ours to remove
-        self._owned = False
-        self.path = destination
+        if self._owned:
+            try:
+                os.replace(self.path, destination)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+            else:
+                os.chmod(destination, new_file_mode())
+                self._owned = False
+                self.path = destination
+                return
+        position = self.file.tell()
+        self.file.seek(0)
+        with open(destination, "wb") as out:
+            shutil.copyfileobj(self.file, out, 1 << 20)
+        self.file.seek(position)
 
     def close(self) -> None:
         """Close the file and remove it (unless it was moved into place)."""
@@ -143,18 +163,22 @@ class Spool:
 class Spooler:
     """The spool directory, threshold and default body limit of one server (or one App under WSGI)."""
 
-    __slots__ = ("threshold", "max_body_size", "_directory")
+    __slots__ = ("threshold", "max_body_size", "_directory", "_removal", "__weakref__")
 
     def __init__(self, threshold: int = DEFAULT_SPOOL_THRESHOLD, max_body_size: int = 16 << 20) -> None:
         self.threshold = threshold
         self.max_body_size = max_body_size
         self._directory: str | None = None
+        self._removal: weakref.finalize | None = None
 
     @property
     def directory(self) -> str:
-        """The spool directory (made on first use, private to this process: mode 0700)."""
+        """The spool directory (made on first use, private to this process: mode 0700). It is
+        removed by ``cleanup``, or else when this spooler is garbage-collected or the process
+        exits (a test client's, an App's under another WSGI server)."""
         if self._directory is None or not os.path.isdir(self._directory):
             self._directory = tempfile.mkdtemp(prefix="microweb-bodies-")
+            self._removal = weakref.finalize(self, shutil.rmtree, self._directory, True)
         return self._directory
 
     def new_file(self, prefix: str = "body-") -> SpoolFile:
@@ -167,5 +191,8 @@ class Spooler:
     def cleanup(self) -> None:
         """Remove the spool directory and whatever is still in it (the server stops)."""
         directory, self._directory = self._directory, None
+        removal, self._removal = self._removal, None
+        if removal is not None:
+            removal.detach()
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
