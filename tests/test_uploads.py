@@ -662,3 +662,22 @@ def test_the_test_client_leaves_no_spool_directory_behind() -> None:
     del client
     gc.collect()
     assert spool_dirs() - before == set()
+
+
+def test_an_error_while_admitting_a_body_is_a_500_not_a_dropped_connection(live_server: Any,
+                                                                           caplog: Any) -> None:
+    """A bad ``MAX_BODY_SIZE`` (or any exception while the app decides on a body) must still get
+    the client an answer, and the log the reason."""
+    app = App(static_folder=None, template_folder=None)
+    app.config["MAX_BODY_SIZE"] = "10 megs"
+
+    @app.post("/x")
+    def x(request):  # type: ignore[no-untyped-def]
+        return "no"
+
+    server = live_server(app)
+    with caplog.at_level("ERROR", logger="microweb"):
+        r = httpx.post(server.url + "/x", content=b"abc")
+    assert r.status_code == 500
+    assert "expected a size like" in caplog.text and "'10 megs'" in caplog.text
+    assert httpx.get(server.url + "/x").status_code == 405  # the server goes on serving

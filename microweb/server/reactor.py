@@ -430,7 +430,13 @@ class Server:
     def _open_body(self, request: HTTPRequest, length: int) -> Any:
         """The parser's question when a head announces a body (``length`` -1: chunked): its sink."""
         if self.admit is not None:
-            return self.admit(request, length, self.spooler)
+            try:
+                return self.admit(request, length, self.spooler)
+            except ProtocolError:
+                raise
+            except Exception:  # a bad MAX_BODY_SIZE, an error handler that raised: answered, not dropped
+                log.exception("error while admitting the body of %s %s", request.method, request.path)
+                raise ProtocolError(500, "Internal Server Error") from None
         limit = self.limits.max_body_size
         if length > limit:
             raise ProtocolError(413, "Request body too large")
