@@ -36,7 +36,9 @@ Handler = Callable[..., Any]
 Output = bytes | BodySource
 
 _STATIC_PATHS_MAX = 4096
+_ERROR_PAGES_MAX = 64
 _HTML = b"text/html; charset=utf-8"
+_HTML_STR = _HTML.decode()
 _JSON = b"application/json"
 
 
@@ -110,6 +112,9 @@ class App(TemplateHelpers):
         # Paths that no route matched and the static folder answered (bounded; cleared when
         # a route is added): ``handle`` sends their unchanged files without asking the router.
         self._static_paths: set[str] = set()
+        # The package's default error pages as rendered once: (status, description) -> (the
+        # Jinja environment they were rendered with, the page's bytes). See ``error_page``.
+        self._error_pages: dict[tuple[int, str | None], tuple[Any, bytes]] = {}
         #: ``request.json`` parses with this (``functools.partial(json.loads, parse_float=Decimal)``...).
         self.json_loads: Callable[..., Any] = json.loads
         self._json_default: Callable[[Any], Any] | None = None
@@ -798,19 +803,50 @@ class App(TemplateHelpers):
                 body["traceback"] = traceback_text
             response = json_response(body, status, self.json_dumps)
         else:
-            context = {"status": status, "error": error, "description": description, "request": request,
-                       "path": request.path, "traceback": traceback_text}
-            try:
-                html = self.templates.render_first([f"{status}.html", "error.html"],
-                                                   self.request_context(request, context))
-            except Exception:
-                log.exception("could not render the error page for %s", status)
-                html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
-            # A path that is not UTF-8 (%ff) reaches the page as surrogates: never let it turn a 404 into a 500.
-            response = Response(html.encode("utf-8", "backslashreplace"), status, content_type=_HTML.decode())
+            response = Response(self.error_page(request, status, description, traceback_text), status,
+                                content_type=_HTML_STR)
         if headers:
             response.headers.update(headers)
         return response
+
+    def error_page(self, request: Request, status: int, description: str | None = None,
+                   traceback_text: str | None = None) -> bytes:
+        """The HTML of the default error page: the ``<status>.html`` template, else ``error.html``.
+
+        The package's own pages show only the status, its phrase and the description, so
+        while no template folder overrides them, no context processor is registered and
+        templates do not auto-reload (debug), each (status, description) is rendered once
+        per Jinja environment and reused: a 404 flood costs no render.
+        """
+        names = [f"{status}.html", "error.html"]
+        templates = self.templates
+        cacheable = traceback_text is None and not templates.auto_reload and not self._has_context_processors()
+        if cacheable:
+            cached = self._error_pages.get((status, description))
+            if cached is not None and cached[0] is templates.env:
+                return cached[1]
+        error = reason_phrase(status)
+        context = {"status": status, "error": error, "description": description, "request": request,
+                   "path": request.path, "traceback": traceback_text}
+        try:
+            html = templates.render_first(names, self.request_context(request, context))
+            cacheable = cacheable and templates.is_package_page(names)
+        except Exception:
+            log.exception("could not render the error page for %s", status)
+            html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
+            cacheable = False
+        # A path that is not UTF-8 (%ff) reaches the page as surrogates: never let it turn a 404 into a 500.
+        page = html.encode("utf-8", "backslashreplace")
+        if cacheable:
+            if len(self._error_pages) >= _ERROR_PAGES_MAX:
+                self._error_pages.clear()
+            self._error_pages[(status, description)] = (templates.env, page)
+        return page
+
+    def _has_context_processors(self) -> bool:
+        if self.context_processors:
+            return True
+        return bool(self.blueprints) and any(bp.context_processors for bp in self.blueprints.values())
 
     # -- WSGI -----------------------------------------------------------------
 
