@@ -13,6 +13,7 @@ from .blueprints import Blueprint
 from .compression import Compressor
 from .config import Config, default_config
 from .cors import CORSPolicy
+from .errorpages import ErrorPage, fixed_shape, shape_context
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 from .http.bodies import BodySource
 from .http.encode import encode_simple_head, internal_error_response, reason_phrase
@@ -112,9 +113,9 @@ class App(TemplateHelpers):
         # Paths that no route matched and the static folder answered (bounded; cleared when
         # a route is added): ``handle`` sends their unchanged files without asking the router.
         self._static_paths: set[str] = set()
-        # The package's default error pages as rendered once: (status, description) -> (the
-        # Jinja environment they were rendered with, the page's bytes). See ``error_page``.
-        self._error_pages: dict[tuple[int, str | None], tuple[Any, bytes]] = {}
+        # Error pages rendered once: (status, description) -> (the Jinja environment, the page
+        # with slots for the path and method, or None: renders every time). See ``error_page``.
+        self._error_pages: dict[tuple[int, str | None], tuple[Any, ErrorPage | None]] = {}
         #: ``request.json`` parses with this (``functools.partial(json.loads, parse_float=Decimal)``...).
         self.json_loads: Callable[..., Any] = json.loads
         self._json_default: Callable[[Any], Any] | None = None
@@ -813,10 +814,11 @@ class App(TemplateHelpers):
                    traceback_text: str | None = None) -> bytes:
         """The HTML of the default error page: the ``<status>.html`` template, else ``error.html``.
 
-        The package's own pages show only the status, its phrase and the description, so
-        while no template folder overrides them, no context processor is registered and
-        templates do not auto-reload (debug), each (status, description) is rendered once
-        per Jinja environment and reused: a 404 flood costs no render.
+        A template whose output can only depend on the status, the description and the
+        request's path and method (see errorpages.py; the package's pages and most custom
+        ones) is rendered once per (status, description) and Jinja environment, and filled
+        in per request, while no context processor is registered and templates do not
+        auto-reload (debug). A 404 flood then costs no render.
         """
         names = [f"{status}.html", "error.html"]
         templates = self.templates
@@ -824,13 +826,15 @@ class App(TemplateHelpers):
         if cacheable:
             cached = self._error_pages.get((status, description))
             if cached is not None and cached[0] is templates.env:
-                return cached[1]
+                shape = cached[1]
+                if shape is not None:
+                    return shape.fill(request.path, request.method)
+                cacheable = False  # judged before: not a fixed-shape page
         error = reason_phrase(status)
         context = {"status": status, "error": error, "description": description, "request": request,
                    "path": request.path, "traceback": traceback_text}
         try:
             html = templates.render_first(names, self.request_context(request, context))
-            cacheable = cacheable and templates.is_package_page(names)
         except Exception:
             log.exception("could not render the error page for %s", status)
             html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
@@ -840,8 +844,23 @@ class App(TemplateHelpers):
         if cacheable:
             if len(self._error_pages) >= _ERROR_PAGES_MAX:
                 self._error_pages.clear()
-            self._error_pages[(status, description)] = (templates.env, page)
+            self._error_pages[(status, description)] = (templates.env, self._error_shape(request, names, status,
+                                                                                        error, description, page))
         return page
+
+    def _error_shape(self, request: Request, names: list[str], status: int, error: str, description: str | None,
+                     page: bytes) -> ErrorPage | None:
+        """The page rendered once with markers in its slots, if its template has a fixed shape
+        and the shape filled in gives exactly the page just rendered."""
+        env = self.templates.env
+        try:
+            template = env.select_template(names)
+            if not fixed_shape(env, template):
+                return None
+            shape = ErrorPage(template.render(shape_context(status, error, description)))
+        except Exception:
+            return None
+        return shape if shape.fill(request.path, request.method) == page else None
 
     def _has_context_processors(self) -> bool:
         if self.context_processors:

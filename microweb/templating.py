@@ -85,17 +85,6 @@ class Templates:
     def render_first(self, names: list[str], context: dict[str, Any]) -> str:
         return self.env.select_template(names).render(context)
 
-    def is_package_page(self, names: list[str]) -> bool:
-        """Whether ``select_template(names)`` picks one of the package's own pages and the
-        ``error.html`` they extend is the package's too (no folder of the app overrides
-        either): a page whose output depends only on the values it is given."""
-        env = self.env
-        prefix = PACKAGE_TEMPLATES + os.sep
-        chosen = env.select_template(names).filename or ""
-        if not chosen.startswith(prefix):
-            return False
-        return (env.get_template("error.html").filename or "").startswith(prefix)
-
 
 class TemplateHelpers:
     """``context_processor``, ``template_filter``, ``template_global`` and ``template_test``.

@@ -180,15 +180,76 @@ def test_default_error_pages_are_rendered_once_and_stay_identical(tmp_path: Path
     assert set(app._error_pages) == {(404, None), (405, None), (404, "<b>item</b>")}
 
 
-def test_custom_templates_render_every_time(tmp_path: Path) -> None:
+def test_a_custom_page_with_the_path_is_rendered_once_and_filled_in_escaped(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
-    (templates / "404.html").write_text("no {{ path }} here")
+    (templates / "base.html").write_text("<title>{% block title %}{% endblock %}</title><h1>{{ self.title() }}</h1>"
+                                         "{% block content %}{% endblock %}")
+    (templates / "404.html").write_text('{% extends "base.html" %}{% block title %}Not here{% endblock %}'
+                                        "{% block content %}<p>{{ path }} ({{ request.method }})"
+                                        "{% if description %} {{ description|upper }}{% endif %}"
+                                        "{% for i in [1, 2] %}{{ request.path }}{{ loop.index }}{% endfor %}"
+                                        "</p>{% endblock %}")
     app = App(template_folder=templates, static_folder=None)
     c = app.test_client()
-    assert c.get("/a<b>").text == "no /a&lt;b&gt; here"
-    assert c.get("/other").text == "no /other here"
-    assert app._error_pages == {}
+    for path, shown in (("/a%3Cb%3E%26'\"", "/a&lt;b&gt;&amp;&#39;&#34;"), ("/other", "/other"), ("/%ff", "/\\udcff")):
+        r = c.get(path)
+        assert r.status_code == 404
+        assert r.text == (f"<title>Not here</title><h1>Not here</h1><p>{shown} (GET){shown}1{shown}2</p>")
+        assert c.delete(path).text.endswith(f"<p>{shown} (DELETE){shown}1{shown}2</p>")
+    shape = app._error_pages[(404, None)][1]
+    assert shape is not None and len(shape.slots) == 4
+
+
+@pytest.mark.parametrize("body", [
+    "{{ request.headers.get('user-agent') }}",
+    "{{ url_for('x') }}",
+    "{{ path|upper }}",
+    "{% if path == '/secret' %}secret{% endif %}",
+    "{% set p = path %}{{ p }}",
+    "{% filter upper %}{{ path }}{% endfilter %}",
+    "{% autoescape false %}{{ path }}{% endautoescape %}",
+    "{{ range(3)|list }} {{ path }}",
+    "{% include request.method ~ '.html' ignore missing %}",
+    "{{ session.get('user') }}",
+    "{{ csrf_token() }}",
+])
+def test_pages_that_may_depend_on_more_render_every_time(tmp_path: Path, body: str) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "404.html").write_text("page: " + body)
+    app = App(template_folder=templates, static_folder=None)
+    app.add_route("/x", lambda r: "x", name="x")
+    fresh = App(template_folder=templates, static_folder=None)
+    fresh.add_route("/x", lambda r: "x", name="x")
+    c = app.test_client()
+    headers = {"user-agent": "agent-1"}
+    for i in range(3):
+        path = "/secret" if i == 1 else f"/n{i}"
+        assert c.get(path, headers=headers).text == fresh.test_client().get(path, headers=headers).text
+    assert app._error_pages.get((404, None), (None, None))[1] is None
+
+
+def test_a_random_page_stays_random(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "404.html").write_text("{{ range(1000)|random }}")
+    app = App(template_folder=templates, static_folder=None)
+    c = app.test_client()
+    assert len({c.get("/a").text for _ in range(20)}) > 1
+    assert app._error_pages.get((404, None), (None, None))[1] is None
+
+
+def test_custom_filter_overriding_a_builtin_name_renders_every_time(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "404.html").write_text("{{ status|string }} {{ path }}")
+    app = App(template_folder=templates, static_folder=None)
+    counter = iter(range(100))
+    app.add_template_filter(lambda value: f"{value}-{next(counter)}", "string")
+    c = app.test_client()
+    assert c.get("/a").text == "404-0 /a"
+    assert c.get("/a").text == "404-1 /a"
 
 
 def test_an_overridden_error_html_still_shapes_the_package_pages(tmp_path: Path) -> None:
@@ -199,7 +260,7 @@ def test_an_overridden_error_html_still_shapes_the_package_pages(tmp_path: Path)
     c = app.test_client()
     assert c.get("/one").text == "E 404 /one"  # the package's 404.html extends the app's error.html
     assert c.get("/two").text == "E 404 /two"
-    assert app._error_pages == {}
+    assert c.get("/one").text == "E 404 /one"
 
 
 def test_context_processors_debug_mode_and_errorhandlers_bypass_the_cache(tmp_path: Path) -> None:
