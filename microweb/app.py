@@ -13,6 +13,7 @@ from .blueprints import Blueprint
 from .compression import Compressor
 from .config import Config, default_config
 from .cors import CORSPolicy
+from .errorpages import ErrorPage, fixed_shape, shape_context
 from .errors import HTTPError, MethodNotAllowed, NotFound, RequestRedirect
 from .http.bodies import BodySource
 from .http.encode import encode_simple_head, internal_error_response, reason_phrase
@@ -37,7 +38,9 @@ Handler = Callable[..., Any]
 Output = bytes | BodySource
 
 _STATIC_PATHS_MAX = 4096
+_ERROR_PAGES_MAX = 64
 _HTML = b"text/html; charset=utf-8"
+_HTML_STR = _HTML.decode()
 _JSON = b"application/json"
 
 
@@ -111,6 +114,9 @@ class App(TemplateHelpers):
         # Paths that no route matched and the static folder answered (bounded; cleared when
         # a route is added): ``handle`` sends their unchanged files without asking the router.
         self._static_paths: set[str] = set()
+        # Error pages rendered once: (status, description) -> (the Jinja environment, the page
+        # with slots for the path and method, or None: renders every time). See ``error_page``.
+        self._error_pages: dict[tuple[int, str | None], tuple[Any, ErrorPage | None]] = {}
         #: ``request.json`` parses with this (``functools.partial(json.loads, parse_float=Decimal)``...).
         self.json_loads: Callable[..., Any] = json.loads
         self._json_default: Callable[[Any], Any] | None = None
@@ -811,16 +817,8 @@ class App(TemplateHelpers):
                 body["traceback"] = traceback_text
             response = json_response(body, status, self.json_dumps)
         else:
-            context = {"status": status, "error": error, "description": description, "request": request,
-                       "path": request.path, "traceback": traceback_text}
-            try:
-                html = self.templates.render_first([f"{status}.html", "error.html"],
-                                                   self.request_context(request, context))
-            except Exception:
-                log.exception("could not render the error page for %s", status)
-                html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
-            # A path that is not UTF-8 (%ff) reaches the page as surrogates: never let it turn a 404 into a 500.
-            response = Response(html.encode("utf-8", "backslashreplace"), status, content_type=_HTML.decode())
+            response = Response(self.error_page(request, status, description, traceback_text), status,
+                                content_type=_HTML_STR)
         if headers:
             response.headers.update(headers)
         return response
@@ -837,6 +835,65 @@ class App(TemplateHelpers):
         body is never read. Otherwise the sink it goes to (``microweb/uploads.py``).
         """
         return admit_body(self, request, length, spooler)
+
+    # -- error pages ----------------------------------------------------------
+
+    def error_page(self, request: Request, status: int, description: str | None = None,
+                   traceback_text: str | None = None) -> bytes:
+        """The HTML of the default error page: the ``<status>.html`` template, else ``error.html``.
+
+        A template whose output can only depend on the status, the description and the
+        request's path and method (see errorpages.py; the package's pages and most custom
+        ones) is rendered once per (status, description) and Jinja environment, and filled
+        in per request, while no context processor is registered and templates do not
+        auto-reload (debug). A 404 flood then costs no render.
+        """
+        names = [f"{status}.html", "error.html"]
+        templates = self.templates
+        cacheable = traceback_text is None and not templates.auto_reload and not self._has_context_processors()
+        if cacheable:
+            cached = self._error_pages.get((status, description))
+            if cached is not None and cached[0] is templates.env:
+                shape = cached[1]
+                if shape is not None:
+                    return shape.fill(request.path, request.method)
+                cacheable = False  # judged before: not a fixed-shape page
+        error = reason_phrase(status)
+        context = {"status": status, "error": error, "description": description, "request": request,
+                   "path": request.path, "traceback": traceback_text}
+        try:
+            html = templates.render_first(names, self.request_context(request, context))
+        except Exception:
+            log.exception("could not render the error page for %s", status)
+            html = f"<!doctype html><title>{status} {error}</title><h1>{status} {error}</h1>"
+            cacheable = False
+        # A path that is not UTF-8 (%ff) reaches the page as surrogates: never let it turn a 404 into a 500.
+        page = html.encode("utf-8", "backslashreplace")
+        if cacheable:
+            if len(self._error_pages) >= _ERROR_PAGES_MAX:
+                self._error_pages.clear()
+            self._error_pages[(status, description)] = (templates.env, self._error_shape(request, names, status,
+                                                                                        error, description, page))
+        return page
+
+    def _error_shape(self, request: Request, names: list[str], status: int, error: str, description: str | None,
+                     page: bytes) -> ErrorPage | None:
+        """The page rendered once with markers in its slots, if its template has a fixed shape
+        and the shape filled in gives exactly the page just rendered."""
+        env = self.templates.env
+        try:
+            template = env.select_template(names)
+            if not fixed_shape(env, template):
+                return None
+            shape = ErrorPage(template.render(shape_context(status, error, description)))
+        except Exception:
+            return None
+        return shape if shape.fill(request.path, request.method) == page else None
+
+    def _has_context_processors(self) -> bool:
+        if self.context_processors:
+            return True
+        return bool(self.blueprints) and any(bp.context_processors for bp in self.blueprints.values())
 
     # -- WSGI -----------------------------------------------------------------
 

@@ -17,6 +17,17 @@ beside a file are its precompressed variants. Resolutions are cached for
 per path component; the file itself is always served from the resolved real
 path, so a symlink swapped meanwhile cannot lead outside the root.
 
+Misses (scanners, broken links) are answered from directory listings, not
+per-path entries: the names in each directory walked are read once per
+``resolve_ttl`` (a ``DirListing``), and a path whose first missing segment is
+absent from its directory's listing (``/about`` also lacking ``about.html``) is
+not found without a syscall. A file created afterwards is therefore seen within
+``resolve_ttl``, the same delay the positive cache allows; a flood of distinct
+missing names costs one ``scandir`` per directory per second, and memory stays
+bounded (``LISTING_NAMES_MAX`` names in all; a bigger directory is not listed).
+The listing only ever answers "not found": anything it holds, or any symlink on
+the way, takes the full ``realpath`` resolution.
+
 Freshness: every request ``stat``s the file it is about to send and compares
 size, mtime and inode with the cached ``FileEntry`` (headers ready to go, plus
 the bytes themselves for small files), so a changed file is never served stale.
@@ -52,13 +63,15 @@ from .http.values import (accepted_codings, coalesce_ranges, etag_matches_strong
                           parse_http_date, parse_ranges)
 from .responses import FileResponse, Response, guess_type, redirect
 
-__all__ = ["StaticFiles", "StaticResponse", "FileEntry", "FINGERPRINT"]
+__all__ = ["StaticFiles", "StaticResponse", "FileEntry", "DirListing", "FINGERPRINT"]
 
 #: Names such as ``app.3f2a9c1b.js`` or ``chunk-0a1b2c3d4e.css``: a hex run of 8+ with a digit in it.
 FINGERPRINT = re.compile(r"[.-](?=[0-9a-f]*[0-9])[0-9a-f]{8,}\.[A-Za-z0-9]+$")
 DEFAULT_CACHE_CONTROL = "no-cache"
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 MAX_RANGES = 16
+#: The names kept in all cached directory listings together (a bigger directory is not listed).
+LISTING_NAMES_MAX = 65536
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 _ALLOWED = ["GET", "HEAD"]
 _STATUS_200 = status_line(200)
@@ -145,6 +158,40 @@ class _Listing:
 
 
 _Resolved = _File | _Redirect | _Listing
+
+
+class DirListing:
+    """The entries of one directory as read at one moment, kept until ``expires``.
+
+    ``names`` maps each name to True for a real directory (not a symlink) and False for
+    anything else; None means "not listed" (too big, or unreadable): no shortcut there.
+    """
+
+    __slots__ = ("names", "expires")
+
+    def __init__(self, names: dict[str, bool] | None, expires: float) -> None:
+        self.names = names
+        self.expires = expires
+
+
+def read_listing(directory: str, expires: float, max_names: int) -> DirListing:
+    """The ``DirListing`` of ``directory``: empty if it does not exist, unlisted if it has more
+    than ``max_names`` entries or cannot be read."""
+    names: dict[str, bool] = {}
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if len(names) >= max_names:
+                    return DirListing(None, expires)
+                try:
+                    names[entry.name] = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    names[entry.name] = False
+    except (FileNotFoundError, NotADirectoryError):
+        return DirListing({}, expires)
+    except OSError:
+        return DirListing(None, expires)
+    return DirListing(names, expires)
 
 
 class StaticResponse(FileResponse):
@@ -288,6 +335,8 @@ class StaticFiles:
         self._entries: dict[tuple[str, str | None, bool], FileEntry] = {}
         self._cached_bytes = 0
         self._accept_cache: dict[str, tuple[str, ...]] = {}
+        self._listings: dict[str, DirListing] = {}
+        self._listed_names = 0
 
     # -- the entry point --------------------------------------------------------
 
@@ -381,6 +430,8 @@ class StaticFiles:
                 return None
             if name[0] == "." and not self._dot_allowed(name):
                 return None
+        if self.resolve_ttl > 0 and self._absent(names, slash=path.endswith("/")):
+            return None
         root = self.root
         real = os.path.realpath(os.path.join(root, *names))
         if not self._inside(real):
@@ -406,6 +457,42 @@ class StaticFiles:
             if page is not None:
                 return _File(page, self._variants(page), expires)
         return None
+
+    def _absent(self, names: list[str], slash: bool) -> bool:
+        """True when the cached listings show that nothing under the root answers ``names``:
+        a segment is missing from its directory (the last one with its ``.html`` too, when
+        ``clean_urls`` would try it). False means "resolve it the full way"."""
+        directory = self.root
+        last = len(names) - 1
+        now = time.monotonic()
+        for i, name in enumerate(names):
+            listing = self._listings.get(directory)
+            if listing is None or listing.expires < now:
+                listing = self._list(directory, now)
+            found = listing.names
+            if found is None:
+                return False
+            kind = found.get(name)
+            if kind is None:
+                return not (i == last and self.clean_urls and not slash and name + ".html" in found)
+            if not kind:  # a file, a symlink or a special file: the full resolution decides
+                return False
+            directory = os.path.join(directory, name)
+        return False
+
+    def _list(self, directory: str, now: float) -> DirListing:
+        """Read ``directory``'s listing into the bounded cache (cleared when it holds too many names)."""
+        old = self._listings.pop(directory, None)
+        if old is not None and old.names:
+            self._listed_names -= len(old.names)
+        listing = read_listing(directory, now + self.resolve_ttl, LISTING_NAMES_MAX // 4)
+        size = len(listing.names) if listing.names else 0
+        if self._listed_names + size > LISTING_NAMES_MAX or len(self._listings) >= 1024:
+            self._listings.clear()
+            self._listed_names = 0
+        self._listings[directory] = listing
+        self._listed_names += size
+        return listing
 
     def _regular_file(self, path: str) -> str | None:
         """The real path of ``path`` if it is a regular file inside the root."""

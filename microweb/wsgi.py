@@ -418,6 +418,11 @@ class WSGIAdapter:
             return self._whole(request, start, b"".join(start.written))
         if start.status is None:
             raise RuntimeError("the WSGI application did not call start_response")
+        if not start.written and len(first) == _declared_length(start.headers):
+            # The first piece is the whole body the app declared (Flask/Werkzeug return one
+            # piece in a ClosingIterator): nothing can follow, so send it as one response now.
+            _close(result)
+            return self._whole(request, start, first)
         start.head_sent = True
         headers, length, close = self._split_headers(start)
         http11_ = request.http_version == "HTTP/1.1"
@@ -453,6 +458,17 @@ class WSGIAdapter:
         source = FileBody(head, request.keep_alive, os.dup(fd), offset, count)
         wrapper.close()
         return source
+
+
+def _declared_length(headers: list[tuple[str, str]]) -> int:
+    """The Content-Length the app's headers declare, or -1 (none, or not a number)."""
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return -1
 
 
 def _chain(written: list[bytes], first: bytes, iterator: Iterator[Any], result: Any) -> Iterator[bytes]:
