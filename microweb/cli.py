@@ -217,8 +217,13 @@ def make_handler(target: Any, args: argparse.Namespace, options: ServerOptions) 
 
 def serve(handle: Any, options: ServerOptions, args: argparse.Namespace, target: Any = None) -> int:
     """Start the server (``server.start.serve``) and print the banner once it listens."""
+    from .app import App
     from .requests import Request
     from .server.start import serve as start
+
+    # An App may name its own Request subclass; a WSGI app's ``request_class`` (Flask has one) is its
+    # own business, not what our parser builds.
+    request_class = target.request_class if isinstance(target, App) else Request
 
     def on_listening(url: str, address: tuple[str, int]) -> None:
         if hasattr(handle, "set_address"):  # a WSGI app: SERVER_NAME/SERVER_PORT are the real ones
@@ -226,8 +231,7 @@ def serve(handle: Any, options: ServerOptions, args: argparse.Namespace, target:
         print(banner(url, target, args, options), flush=True)
 
     try:
-        return start(handle, options, request_class=getattr(target, "request_class", Request),
-                     on_listening=on_listening)
+        return start(handle, options, request_class=request_class, on_listening=on_listening)
     except OSError as exc:
         raise _listen_error(exc, options) from None
 

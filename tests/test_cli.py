@@ -248,3 +248,25 @@ def test_version_flag_prints_the_package_version() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"microweb {microweb.__version__}"
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", microweb.__version__)
+
+
+def test_run_hosts_a_wsgi_app_with_its_own_request_class(tmp_path: Path,
+                                                         run_server: Callable[..., Running]) -> None:
+    """Flask apps carry a ``request_class`` (Werkzeug's Request): ``microweb run`` must not build those
+    from its parser, only an App's own."""
+    pytest.importorskip("flask")
+    (tmp_path / "flaskapp.py").write_text(textwrap.dedent("""\
+        from flask import Flask, request
+
+        app = Flask(__name__)
+
+        @app.route("/items/<int:item_id>")
+        def item(item_id):
+            return {"id": item_id, "q": request.args.get("q")}
+    """))
+    for threads in ((), ("--threads", "2")):
+        running = run_server("flaskapp:app", *threads, cwd=tmp_path)
+        response = httpx.get(running.url + "/items/42?q=hello")
+        assert response.status_code == 200 and response.json() == {"id": 42, "q": "hello"}
+        status, stderr = running.stop()
+        assert status == 0 and "Traceback" not in stderr
