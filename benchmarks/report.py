@@ -83,6 +83,8 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def fmt_bound(v: dict[str, Any]) -> str:
+    if v["op"] == "info":
+        return "(none)"
     if v["unit"] == "bool":
         return "no"
     bound = v["bound"]
@@ -91,6 +93,8 @@ def fmt_bound(v: dict[str, Any]) -> str:
 
 
 def verdict_word(v: dict[str, Any]) -> str:
+    if v["op"] == "info":
+        return "reported" if v["value"] is not None else "not run"
     return {True: "met", False: "NOT met", None: "not run"}[v["met"]]
 
 
@@ -105,7 +109,7 @@ def fmt_rate(row: Row) -> str:
 
 def scenario_table(rows: list[Row]) -> str:
     """The per-server medians, grouped by scenario, with each run's requests/s."""
-    lines = [f"{'scenario / server':<44} {'req/s (median)':>24} {'p99 ms':>8}   runs (req/s)"]
+    lines = [f"{'scenario / server':<54} {'req/s (median)':>24} {'p99 ms':>8}   runs (req/s)"]
     for scenario, title in SCENARIOS.items():
         group = [r for r in rows if r["scenario"] == scenario]
         if not group:
@@ -115,14 +119,14 @@ def scenario_table(rows: list[Row]) -> str:
             runs = " ".join(f"{r['rps'] / 1000:.1f}k" for r in row.get("runs", []))
             p99 = "-" if row.get("error") or not row.get("p99_ms") else f"{row['p99_ms']:.2f}"
             note = f"  {row['error']}" if row.get("error") else ""
-            lines.append(f"  {row['label']:<42} {fmt_rate(row):>24} {p99:>8}   {runs}{note}")
+            lines.append(f"  {row['label']:<52} {fmt_rate(row):>24} {p99:>8}   {runs}{note}")
     return "\n".join(lines)
 
 
 def target_table(verdicts: list[dict[str, Any]]) -> str:
-    lines = [f"{'target':<4} {'what':<62} {'measured':>10} {'target':>12}  verdict"]
+    lines = [f"{'target':<6} {'what':<62} {'measured':>10} {'target':>12}  verdict"]
     for v in verdicts:
-        lines.append(f"{v['id']:<4} {v['what']:<62} {fmt_value(v['value'], v['unit']):>10} "
+        lines.append(f"{v['id']:<6} {v['what']:<62} {fmt_value(v['value'], v['unit']):>10} "
                      f"{fmt_bound(v):>12}  {verdict_word(v)}")
     return "\n".join(lines)
 
@@ -167,7 +171,8 @@ def draw_chart(verdicts: list[dict[str, Any]], machine: dict[str, Any], extras: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = [v for v in verdicts if v["unit"] == "x" and v["value"] is not None and v["value"] > 0]
+    bars = [v for v in verdicts if v["unit"] == "x" and v["op"] != "info" and v["value"] is not None
+            and v["value"] > 0]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(bars) + 2.2), dpi=110)
     labels = [f"{v['id']}. {v['what']}" for v in bars][::-1]
     values = [v["value"] for v in bars][::-1]
