@@ -136,7 +136,8 @@ def markdown(rows: list[Row], verdicts: list[dict[str, Any]], machine: dict[str,
     """The README's section body: machine, the medians, the targets."""
     out = [f"Measured {machine.get('date', '')} on {machine_line(machine)}; "
            f"{settings['reps']} runs of {settings['duration']:g} s each, medians; "
-           f"server on core {settings['server_cpu']}, `wrk -t1 -c50` on core {settings['load_cpu']}.", "",
+           f"server on core {settings['server_cpu']}, `wrk -t1 -c50` on core {settings['load_cpu']} "
+           f"(`-c1000` where a row says 1000 connections).", "",
            "| scenario | server | requests/s | p99 |", "|---|---|---:|---:|"]
     for scenario, title in SCENARIOS.items():
         for row in (r for r in rows if r["scenario"] == scenario):

@@ -29,7 +29,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import harness as h  # noqa: E402
 from benchmarks import report  # noqa: E402
-from benchmarks.scenarios import CASES, PIPELINE_DEPTH, PIPELINE_LUA, SCENARIOS, Case, Workspace  # noqa: E402
+from benchmarks.scenarios import (CASES, MANY_CONNECTIONS, PIPELINE_DEPTH, PIPELINE_LUA, SCENARIOS, Case,  # noqa: E402
+                                  Workspace)
 
 RESULTS_DIR = os.path.join(h.BENCH_DIR, "results")
 CHART = os.path.join(h.REPO_ROOT, "docs", "benchmark.png")
@@ -336,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(f"\nmicroweb benchmark, {machine['date']}, {report.machine_line(machine)}")
     print(f"{reps} run(s) x {duration:g} s per case, medians; server on core {h.SERVER_CPU}, "
-          f"wrk -t1 -c{h.CONNECTIONS} on core {h.LOAD_CPU}; took {elapsed:.0f} s\n")
+          f"wrk -t1 -c{h.CONNECTIONS} (-c{MANY_CONNECTIONS} where a row says so) on core {h.LOAD_CPU}; "
+          f"took {elapsed:.0f} s\n")
     print(report.scenario_table(rows))
     print()
     print(report.target_table(verdicts))
