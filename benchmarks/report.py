@@ -34,6 +34,20 @@ def ratio(rows: list[Row], num: tuple[str, str, str], den: tuple[str, str, str])
     return float(x) / float(y)
 
 
+def round_ratios(rows: list[Row], num: tuple[str, str, str], den: tuple[str, str, str]) -> list[float]:
+    """The ratio within each round (run i of the numerator over run i of the denominator).
+
+    Both cases run in the same round, minutes apart at most, so a slow spell on a shared machine
+    tends to hit both: the spread of these says how far the ratio of medians can be trusted.
+    Empty when either case is missing or their runs do not pair up (one failed part-way).
+    """
+    a, b = find(rows, num[0], num[1]), find(rows, den[0], den[1])
+    if a is None or b is None or len(a.get("runs", [])) != len(b.get("runs", [])):
+        return []
+    pairs = zip((r.get(num[2]) for r in a["runs"]), (r.get(den[2]) for r in b["runs"]))
+    return [float(x) / float(y) for x, y in pairs if x is not None and y and x == x and y == y]
+
+
 def _extra_value(target: Target, extras: dict[str, Any]) -> float | None:
     c10k = extras.get("c10k")
     if target.id == "3s":
@@ -56,12 +70,15 @@ def evaluate(rows: list[Row], extras: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target with its measured value and verdict (``met`` None: not measured in this run)."""
     verdicts = []
     for target in TARGETS:
+        rounds: list[float] = []
         if target.numerator and target.denominator:
             value = ratio(rows, target.numerator, target.denominator)
+            rounds = round_ratios(rows, target.numerator, target.denominator)
         else:
             value = _extra_value(target, extras)
         verdicts.append({"id": target.id, "what": target.what, "op": target.op, "bound": target.bound,
-                         "unit": target.unit, "value": value, "met": met(target, value)})
+                         "unit": target.unit, "value": value, "met": met(target, value),
+                         "rounds": [round(r, 3) for r in rounds]})
     return verdicts
 
 
@@ -98,6 +115,13 @@ def verdict_word(v: dict[str, Any]) -> str:
     return {True: "met", False: "NOT met", None: "not run"}[v["met"]]
 
 
+def fmt_rounds(rounds: list[float] | None) -> str:
+    """Each round's ratio when there are several: ``0.95-1.20 (5)``, the range and the count."""
+    if not rounds or len(rounds) < 2:
+        return ""
+    return f"{min(rounds):.2f}-{max(rounds):.2f} ({len(rounds)})"
+
+
 def fmt_rate(row: Row) -> str:
     if row.get("error"):
         return "error"
@@ -124,10 +148,10 @@ def scenario_table(rows: list[Row]) -> str:
 
 
 def target_table(verdicts: list[dict[str, Any]]) -> str:
-    lines = [f"{'target':<6} {'what':<62} {'measured':>10} {'target':>12}  verdict"]
+    lines = [f"{'target':<6} {'what':<62} {'measured':>10} {'target':>12}  {'verdict':<8}  per round"]
     for v in verdicts:
         lines.append(f"{v['id']:<6} {v['what']:<62} {fmt_value(v['value'], v['unit']):>10} "
-                     f"{fmt_bound(v):>12}  {verdict_word(v)}")
+                     f"{fmt_bound(v):>12}  {verdict_word(v):<8}  {fmt_rounds(v.get('rounds'))}".rstrip())
     return "\n".join(lines)
 
 
@@ -144,10 +168,10 @@ def markdown(rows: list[Row], verdicts: list[dict[str, Any]], machine: dict[str,
             p99 = "-" if row.get("error") or not row.get("p99_ms") else f"{row['p99_ms']:.2f} ms"
             out.append(f"| {title} | {row['label']} | {fmt_rate(row)} | {p99} |")
     out.append("(wrk reports no meaningful latency for pipelined requests.)")
-    out += ["", "| target | measured | needed | |", "|---|---:|---:|---|"]
+    out += ["", "| target | measured | needed | | each round |", "|---|---:|---:|---|---|"]
     for v in verdicts:
         out.append(f"| {v['id']}. {v['what']} | {fmt_value(v['value'], v['unit'])} | {fmt_bound(v)} | "
-                   f"{verdict_word(v)} |")
+                   f"{verdict_word(v)} | {fmt_rounds(v.get('rounds'))} |")
     c10k = extras.get("c10k")
     if c10k:
         from .c10k import format_line

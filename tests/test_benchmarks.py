@@ -119,6 +119,19 @@ def test_targets_are_ratios_of_medians_with_verdicts() -> None:
     assert "2.25x" in table and "NOT met" in table and "not run" in table
 
 
+def test_each_rounds_ratio_is_reported_beside_the_ratio_of_medians() -> None:
+    a = dict(_row("browser", "microweb", 90_000), runs=[{"rps": 90_000}, {"rps": 45_000}, {"rps": 100_000}])
+    b = dict(_row("browser", "uvicorn", 40_000), runs=[{"rps": 30_000}, {"rps": 45_000}, {"rps": 40_000}])
+    rows = [a, b]
+    assert report.round_ratios(rows, ("browser", "microweb", "rps"), ("browser", "uvicorn", "rps")) == \
+        pytest.approx([3.0, 1.0, 2.5])
+    by_id = {v["id"]: v for v in report.evaluate(rows, {})}
+    assert by_id["1a"]["value"] == pytest.approx(2.25) and by_id["1a"]["rounds"] == [3.0, 1.0, 2.5]
+    assert "1.00-3.00 (3)" in report.target_table(list(by_id.values()))
+    b["runs"] = b["runs"][:2]  # a case that failed part-way: its runs no longer pair up
+    assert report.round_ratios(rows, ("browser", "microweb", "rps"), ("browser", "uvicorn", "rps")) == []
+
+
 def test_a_failed_peer_gives_no_ratio() -> None:
     rows = [_row("json", "microweb", 50_000), dict(_row("json", "flask", 5_000), error="did not start")]
     assert report.ratio(rows, ("json", "microweb", "rps"), ("json", "flask", "rps")) is None
