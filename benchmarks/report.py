@@ -85,11 +85,13 @@ def evaluate(rows: list[Row], extras: dict[str, Any]) -> list[dict[str, Any]]:
 # -- text -------------------------------------------------------------------------
 
 
-def fmt_value(value: float | None, unit: str) -> str:
+def fmt_value(value: float | None, unit: str, bound: float | None = None) -> str:
     if value is None or value != value:
         return "-"
     if unit == "x":
-        return f"{value:.2f}x"
+        # a third decimal when two would print the bound itself (0.699 is not 0.70)
+        close = bound is not None and f"{value:.2f}" == f"{bound:.2f}" and value != bound
+        return f"{value:.3f}x" if close else f"{value:.2f}x"
     if unit == "bool":
         return "yes" if value else "no"
     if unit == "MB":
@@ -150,7 +152,7 @@ def scenario_table(rows: list[Row]) -> str:
 def target_table(verdicts: list[dict[str, Any]]) -> str:
     lines = [f"{'target':<6} {'what':<62} {'measured':>10} {'target':>12}  {'verdict':<8}  per round"]
     for v in verdicts:
-        lines.append(f"{v['id']:<6} {v['what']:<62} {fmt_value(v['value'], v['unit']):>10} "
+        lines.append(f"{v['id']:<6} {v['what']:<62} {fmt_value(v['value'], v['unit'], v['bound']):>10} "
                      f"{fmt_bound(v):>12}  {verdict_word(v):<8}  {fmt_rounds(v.get('rounds'))}".rstrip())
     return "\n".join(lines)
 
@@ -170,7 +172,7 @@ def markdown(rows: list[Row], verdicts: list[dict[str, Any]], machine: dict[str,
     out.append("(wrk reports no meaningful latency for pipelined requests.)")
     out += ["", "| target | measured | needed | | each round |", "|---|---:|---:|---|---|"]
     for v in verdicts:
-        out.append(f"| {v['id']}. {v['what']} | {fmt_value(v['value'], v['unit'])} | {fmt_bound(v)} | "
+        out.append(f"| {v['id']}. {v['what']} | {fmt_value(v['value'], v['unit'], v['bound'])} | {fmt_bound(v)} | "
                    f"{verdict_word(v)} | {fmt_rounds(v.get('rounds'))} |")
     c10k = extras.get("c10k")
     if c10k:

@@ -226,6 +226,7 @@ def test_issue16_targets_judge_the_native_peers_flask_hosts_errors_and_many_conn
     assert by_id["16.4p"]["value"] == pytest.approx(3.0) and by_id["16.4p"]["met"] is None
     table = report.target_table(list(by_id.values()))
     assert "reported" in table and "16.4p" in table
+    assert report.fmt_value(0.6994, "x", 0.7) == "0.699x" and report.fmt_value(0.72, "x", 0.7) == "0.72x"
 
 
 def _wrk(requests: int, non_2xx: int) -> h.WrkResult:
