@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -55,9 +56,9 @@ class ServerSpec:
 
 
 def microweb_server(app_file: str, port: int, cwd: str | None = None,
-                    env: dict[str, str] | None = None) -> ServerSpec:
-    """``python3 -m microweb run APP_FILE --port PORT`` with this checkout first on the path."""
-    return ServerSpec("microweb", [PYTHON, "-m", "microweb", "run", app_file, "--port", str(port)],
+                    env: dict[str, str] | None = None, options: Sequence[str] = ()) -> ServerSpec:
+    """``python3 -m microweb run APP_FILE --port PORT [OPTIONS]`` with this checkout first on the path."""
+    return ServerSpec("microweb", [PYTHON, "-m", "microweb", "run", app_file, "--port", str(port), *options],
                       env={"PYTHONPATH": REPO_ROOT, **(env or {})}, cwd=cwd or REPO_ROOT)
 
 
@@ -82,6 +83,46 @@ def waitress_server(target: str, port: int, env: dict[str, str] | None = None) -
     """waitress with its defaults (4 threads)."""
     return ServerSpec("waitress", [PYTHON, "-m", "waitress", f"--listen={HOST}:{port}", target],
                       env={"PYTHONPATH": APPS_DIR, **(env or {})})
+
+
+def granian_server(target: str, interface: str, port: int) -> ServerSpec:
+    """granian (Rust HTTP core) with ``--interface wsgi|asgi``, one worker, one runtime thread, no access log."""
+    return ServerSpec("granian", [PYTHON, "-m", "granian", "--interface", interface, "--host", HOST,
+                                  "--port", str(port), "--workers", "1", "--runtime-threads", "1",
+                                  "--working-dir", APPS_DIR, "--no-access-log", "--log-level", "warning",
+                                  target], env={"PYTHONPATH": APPS_DIR})
+
+
+def socketify_server(port: int) -> ServerSpec:
+    """socketify (uWebSockets, C++) calling a Python function per request, one process."""
+    return ServerSpec("socketify", [PYTHON, os.path.join(APPS_DIR, "socketify_hello.py"), str(port)])
+
+
+def cheroot_server(target: str, port: int, threads: int = 4) -> ServerSpec:
+    """cheroot, CherryPy's WSGI server, with a fixed pool of ``threads`` threads."""
+    return ServerSpec("cheroot", [PYTHON, "-m", "cheroot", "--bind", f"{HOST}:{port}", "--threads", str(threads),
+                                  "--max-threads", str(threads), target], env={"PYTHONPATH": APPS_DIR})
+
+
+def gunicorn_server(target: str, port: int, threads: int = 4) -> ServerSpec:
+    """gunicorn with the gthread worker: one worker process, ``threads`` threads."""
+    return ServerSpec("gunicorn", [PYTHON, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", str(threads),
+                                   "-b", f"{HOST}:{port}", "--log-level", "warning", "--chdir", APPS_DIR, target],
+                      env={"PYTHONPATH": APPS_DIR})
+
+
+def raise_fd_limit(wanted: int = 20000) -> int:
+    """Raise this process's open-file limit (``ulimit -n``) towards ``wanted``, capped by the hard limit.
+
+    Servers and wrk are started from this process and inherit it: 1,000 connections need more than the
+    usual soft limit of 1,024 on both sides. Returns the soft limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return int(soft)
 
 
 NGINX_CONF = """\
@@ -197,18 +238,20 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[b
     raise BenchError(f"nothing listening on {host}:{port} after {timeout:.0f} s")
 
 
-def check_response(url: str, path: str, expect: bytes, headers: dict[str, str] | None = None) -> None:
-    """One GET; raise ``BenchError`` unless it is a 200 whose body contains ``expect``."""
+def check_response(url: str, path: str, expect: bytes, headers: dict[str, str] | None = None,
+                   status: int = 200, method: str = "GET") -> None:
+    """One request; raise ``BenchError`` unless it answers ``status`` with a body containing ``expect``."""
     port = int(url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, headers=headers or {})
         resp = conn.getresponse()
         body = resp.read()
     finally:
         conn.close()
-    if resp.status != 200 or expect not in body:
-        raise BenchError(f"GET {url}{path}: {resp.status} {body[:80]!r} (expected 200 with {expect[:40]!r})")
+    if resp.status != status or expect not in body:
+        raise BenchError(f"{method} {url}{path}: {resp.status} {body[:80]!r} "
+                         f"(expected {status} with {expect[:40]!r})")
 
 
 def rss_mb(pid: int) -> float:

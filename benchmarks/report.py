@@ -34,6 +34,20 @@ def ratio(rows: list[Row], num: tuple[str, str, str], den: tuple[str, str, str])
     return float(x) / float(y)
 
 
+def round_ratios(rows: list[Row], num: tuple[str, str, str], den: tuple[str, str, str]) -> list[float]:
+    """The ratio within each round (run i of the numerator over run i of the denominator).
+
+    Both cases run in the same round, minutes apart at most, so a slow spell on a shared machine
+    tends to hit both: the spread of these says how far the ratio of medians can be trusted.
+    Empty when either case is missing or their runs do not pair up (one failed part-way).
+    """
+    a, b = find(rows, num[0], num[1]), find(rows, den[0], den[1])
+    if a is None or b is None or len(a.get("runs", [])) != len(b.get("runs", [])):
+        return []
+    pairs = zip((r.get(num[2]) for r in a["runs"]), (r.get(den[2]) for r in b["runs"]))
+    return [float(x) / float(y) for x, y in pairs if x is not None and y and x == x and y == y]
+
+
 def _extra_value(target: Target, extras: dict[str, Any]) -> float | None:
     c10k = extras.get("c10k")
     if target.id == "3s":
@@ -56,23 +70,28 @@ def evaluate(rows: list[Row], extras: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target with its measured value and verdict (``met`` None: not measured in this run)."""
     verdicts = []
     for target in TARGETS:
+        rounds: list[float] = []
         if target.numerator and target.denominator:
             value = ratio(rows, target.numerator, target.denominator)
+            rounds = round_ratios(rows, target.numerator, target.denominator)
         else:
             value = _extra_value(target, extras)
         verdicts.append({"id": target.id, "what": target.what, "op": target.op, "bound": target.bound,
-                         "unit": target.unit, "value": value, "met": met(target, value)})
+                         "unit": target.unit, "value": value, "met": met(target, value),
+                         "rounds": [round(r, 3) for r in rounds]})
     return verdicts
 
 
 # -- text -------------------------------------------------------------------------
 
 
-def fmt_value(value: float | None, unit: str) -> str:
+def fmt_value(value: float | None, unit: str, bound: float | None = None) -> str:
     if value is None or value != value:
         return "-"
     if unit == "x":
-        return f"{value:.2f}x"
+        # a third decimal when two would print the bound itself (0.699 is not 0.70)
+        close = bound is not None and f"{value:.2f}" == f"{bound:.2f}" and value != bound
+        return f"{value:.3f}x" if close else f"{value:.2f}x"
     if unit == "bool":
         return "yes" if value else "no"
     if unit == "MB":
@@ -83,6 +102,8 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def fmt_bound(v: dict[str, Any]) -> str:
+    if v["op"] == "info":
+        return "(none)"
     if v["unit"] == "bool":
         return "no"
     bound = v["bound"]
@@ -91,7 +112,16 @@ def fmt_bound(v: dict[str, Any]) -> str:
 
 
 def verdict_word(v: dict[str, Any]) -> str:
+    if v["op"] == "info":
+        return "reported" if v["value"] is not None else "not run"
     return {True: "met", False: "NOT met", None: "not run"}[v["met"]]
+
+
+def fmt_rounds(rounds: list[float] | None) -> str:
+    """Each round's ratio when there are several: ``0.95-1.20 (5)``, the range and the count."""
+    if not rounds or len(rounds) < 2:
+        return ""
+    return f"{min(rounds):.2f}-{max(rounds):.2f} ({len(rounds)})"
 
 
 def fmt_rate(row: Row) -> str:
@@ -105,7 +135,7 @@ def fmt_rate(row: Row) -> str:
 
 def scenario_table(rows: list[Row]) -> str:
     """The per-server medians, grouped by scenario, with each run's requests/s."""
-    lines = [f"{'scenario / server':<44} {'req/s (median)':>24} {'p99 ms':>8}   runs (req/s)"]
+    lines = [f"{'scenario / server':<54} {'req/s (median)':>24} {'p99 ms':>8}   runs (req/s)"]
     for scenario, title in SCENARIOS.items():
         group = [r for r in rows if r["scenario"] == scenario]
         if not group:
@@ -115,15 +145,15 @@ def scenario_table(rows: list[Row]) -> str:
             runs = " ".join(f"{r['rps'] / 1000:.1f}k" for r in row.get("runs", []))
             p99 = "-" if row.get("error") or not row.get("p99_ms") else f"{row['p99_ms']:.2f}"
             note = f"  {row['error']}" if row.get("error") else ""
-            lines.append(f"  {row['label']:<42} {fmt_rate(row):>24} {p99:>8}   {runs}{note}")
+            lines.append(f"  {row['label']:<52} {fmt_rate(row):>24} {p99:>8}   {runs}{note}")
     return "\n".join(lines)
 
 
 def target_table(verdicts: list[dict[str, Any]]) -> str:
-    lines = [f"{'target':<4} {'what':<62} {'measured':>10} {'target':>12}  verdict"]
+    lines = [f"{'target':<6} {'what':<62} {'measured':>10} {'target':>12}  {'verdict':<8}  per round"]
     for v in verdicts:
-        lines.append(f"{v['id']:<4} {v['what']:<62} {fmt_value(v['value'], v['unit']):>10} "
-                     f"{fmt_bound(v):>12}  {verdict_word(v)}")
+        lines.append(f"{v['id']:<6} {v['what']:<62} {fmt_value(v['value'], v['unit'], v['bound']):>10} "
+                     f"{fmt_bound(v):>12}  {verdict_word(v):<8}  {fmt_rounds(v.get('rounds'))}".rstrip())
     return "\n".join(lines)
 
 
@@ -132,17 +162,18 @@ def markdown(rows: list[Row], verdicts: list[dict[str, Any]], machine: dict[str,
     """The README's section body: machine, the medians, the targets."""
     out = [f"Measured {machine.get('date', '')} on {machine_line(machine)}; "
            f"{settings['reps']} runs of {settings['duration']:g} s each, medians; "
-           f"server on core {settings['server_cpu']}, `wrk -t1 -c50` on core {settings['load_cpu']}.", "",
+           f"server on core {settings['server_cpu']}, `wrk -t1 -c50` on core {settings['load_cpu']} "
+           f"(`-c1000` where a row says 1000 connections).", "",
            "| scenario | server | requests/s | p99 |", "|---|---|---:|---:|"]
     for scenario, title in SCENARIOS.items():
         for row in (r for r in rows if r["scenario"] == scenario):
             p99 = "-" if row.get("error") or not row.get("p99_ms") else f"{row['p99_ms']:.2f} ms"
             out.append(f"| {title} | {row['label']} | {fmt_rate(row)} | {p99} |")
     out.append("(wrk reports no meaningful latency for pipelined requests.)")
-    out += ["", "| target | measured | needed | |", "|---|---:|---:|---|"]
+    out += ["", "| target | measured | needed | | each round |", "|---|---:|---:|---|---|"]
     for v in verdicts:
-        out.append(f"| {v['id']}. {v['what']} | {fmt_value(v['value'], v['unit'])} | {fmt_bound(v)} | "
-                   f"{verdict_word(v)} |")
+        out.append(f"| {v['id']}. {v['what']} | {fmt_value(v['value'], v['unit'], v['bound'])} | {fmt_bound(v)} | "
+                   f"{verdict_word(v)} | {fmt_rounds(v.get('rounds'))} |")
     c10k = extras.get("c10k")
     if c10k:
         from .c10k import format_line
@@ -167,7 +198,8 @@ def draw_chart(verdicts: list[dict[str, Any]], machine: dict[str, Any], extras: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = [v for v in verdicts if v["unit"] == "x" and v["value"] is not None and v["value"] > 0]
+    bars = [v for v in verdicts if v["unit"] == "x" and v["op"] != "info" and v["value"] is not None
+            and v["value"] > 0]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(bars) + 2.2), dpi=110)
     labels = [f"{v['id']}. {v['what']}" for v in bars][::-1]
     values = [v["value"] for v in bars][::-1]

@@ -29,7 +29,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import harness as h  # noqa: E402
 from benchmarks import report  # noqa: E402
-from benchmarks.scenarios import CASES, PIPELINE_DEPTH, PIPELINE_LUA, SCENARIOS, Case, Workspace  # noqa: E402
+from benchmarks.scenarios import (CASES, MANY_CONNECTIONS, PIPELINE_DEPTH, PIPELINE_LUA, SCENARIOS, Case,  # noqa: E402
+                                  Workspace)
 
 RESULTS_DIR = os.path.join(h.BENCH_DIR, "results")
 CHART = os.path.join(h.REPO_ROOT, "docs", "benchmark.png")
@@ -39,6 +40,8 @@ README_START = "<!-- benchmark-results:start (written by benchmarks/run.py --pub
 README_END = "<!-- benchmark-results:end -->"
 EXTRA_NAMES = ("sends", "startup", "c10k")
 ALL_NAMES = (*SCENARIOS, *EXTRA_NAMES)
+# --only names that stand for scenarios: issue 16's native-core peers run in the browser scenario
+ALIASES = {"static": ("static1k", "static10m"), "natives": ("browser",)}
 
 
 def log(message: str) -> None:
@@ -52,11 +55,11 @@ def measure_case(case: Case, ws: Workspace, duration: float, warmup: float) -> l
     """Start the case's server, check one response, warm up, run wrk once, stop the server."""
     port = h.free_port()
     with h.RunningServer(case.factory(port, ws), port, ws.root) as server:
-        h.check_response(server.url, case.path, case.expect)
+        h.check_response(server.url, case.path, case.expect, status=case.status, method=case.method)
         url = server.url + case.path
         if warmup > 0:
-            h.run_wrk(url, warmup, case.script, case.script_args)
-        result = h.run_wrk(url, duration, case.script, case.script_args)
+            h.run_wrk(url, warmup, case.script, case.script_args, case.connections)
+        result = h.run_wrk(url, duration, case.script, case.script_args, case.connections)
         if server.proc.poll() is not None:
             raise h.BenchError(f"server exited during the run: {server.log_tail()}")
     return [result]
@@ -78,14 +81,14 @@ def run_cases(cases: list[Case], ws: Workspace, reps: int, duration: float, warm
                 continue
             r = results[i][-1]
             flag = f" ({r.non_2xx} non-2xx, {r.socket_errors} socket errors)" if r.non_2xx or r.socket_errors else ""
+            if case.status >= 400:
+                flag = f" ({r.non_2xx}/{r.requests} answered >= 400, {r.socket_errors} socket errors)"
             log(f"  round {rnd + 1}/{reps} {case.scenario:<9} {case.server:<10} {r.rps:>12,.0f} req/s  "
                 f"p99 {r.p99_ms:.2f} ms{flag}")
     rows = []
     for i, case in enumerate(cases):
         runs = results[i]
-        error = errors.get(i)
-        if not error and any(r.non_2xx for r in runs):
-            error = "non-2xx responses during the run"
+        error = errors.get(i) or wrong_statuses(case, runs)
         rows.append({
             "scenario": case.scenario, "server": case.server, "label": case.label,
             "rps": h.median(r.rps for r in runs) if runs else None,
@@ -95,6 +98,19 @@ def run_cases(cases: list[Case], ws: Workspace, reps: int, duration: float, warm
             "runs": [vars(r) for r in runs], "error": error,
         })
     return rows
+
+
+def wrong_statuses(case: Case, runs: list[h.WrkResult]) -> str | None:
+    """Why the runs do not count, judged by what wrk can tell apart: under 400 ("2xx or 3xx") or not.
+
+    A case expecting 2xx must see no "non-2xx or 3xx" response; a case expecting an error status
+    (404, 405) must see nothing else: every response counted as non-2xx.
+    """
+    if case.status < 400:
+        return "non-2xx responses during the run" if any(r.non_2xx for r in runs) else None
+    if any(r.non_2xx != r.requests for r in runs):
+        return f"responses other than {case.status} during the run"
+    return None
 
 
 # -- the figures that are not wrk rows ----------------------------------------------
@@ -188,7 +204,8 @@ def machine_info() -> dict[str, Any]:
     from importlib import metadata
 
     peers = {}
-    for name in ("uvicorn", "httptools", "uvloop", "starlette", "waitress", "flask", "bottle", "whitenoise"):
+    for name in ("uvicorn", "httptools", "uvloop", "starlette", "waitress", "flask", "bottle", "whitenoise",
+                 "socketify", "granian", "cheroot", "gunicorn"):
         try:
             peers[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -207,13 +224,14 @@ def parse_only(text: str | None) -> set[str]:
     if not text:
         return set(ALL_NAMES)
     names = {n.strip() for n in text.split(",") if n.strip()}
-    if "static" in names:
-        names |= {"static1k", "static10m"}
-        names.discard("static")
+    for alias, meant in ALIASES.items():
+        if alias in names:
+            names |= set(meant)
+            names.discard(alias)
     unknown = names - set(ALL_NAMES)
     if unknown:
         raise SystemExit(f"run.py: error: unknown scenario(s) {', '.join(sorted(unknown))}; "
-                         f"choose from {', '.join(ALL_NAMES)}, static")
+                         f"choose from {', '.join((*ALL_NAMES, *ALIASES))}")
     return names
 
 
@@ -277,11 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     warmup = 1.0
     preflight()
     h.priority[:] = h.PRIORITIES[args.priority]
+    fd_limit = h.raise_fd_limit()  # inherited by servers and wrk: the c1000 and c10k scenarios need it
     os.sched_setaffinity(0, {int(h.LOAD_CPU)})  # our own polling stays off the server's core
     machine = machine_info()
     settings = {"reps": reps, "duration": duration, "warmup": warmup, "connections": h.CONNECTIONS,
                 "server_cpu": h.SERVER_CPU, "load_cpu": h.LOAD_CPU, "quick": args.quick, "only": sorted(names),
-                "priority": args.priority}
+                "priority": args.priority, "fd_limit": fd_limit}
     ws = Workspace(tempfile.mkdtemp(prefix="microweb-bench-"))
     log(f"microweb benchmark: {reps} x {duration:g} s per case; logs in {ws.root}")
     started = time.monotonic()
@@ -318,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(f"\nmicroweb benchmark, {machine['date']}, {report.machine_line(machine)}")
     print(f"{reps} run(s) x {duration:g} s per case, medians; server on core {h.SERVER_CPU}, "
-          f"wrk -t1 -c{h.CONNECTIONS} on core {h.LOAD_CPU}; took {elapsed:.0f} s\n")
+          f"wrk -t1 -c{h.CONNECTIONS} (-c{MANY_CONNECTIONS} where a row says so) on core {h.LOAD_CPU}; "
+          f"took {elapsed:.0f} s\n")
     print(report.scenario_table(rows))
     print()
     print(report.target_table(verdicts))

@@ -1,4 +1,4 @@
-"""The scenarios of issue 6: which servers, which URL, which wrk script; and the targets over them.
+"""The scenarios of issues 6 and 16: which servers, which URL, which wrk script; and the targets over them.
 
 A ``Case`` is one server in one scenario. ``CASES`` lists them all in the order they run; ``TARGETS``
 says which ratio of medians each target of the issue is judged on.
@@ -13,6 +13,9 @@ from . import harness as h
 
 BROWSER_LUA = os.path.join(h.BENCH_DIR, "browser.lua")
 PIPELINE_LUA = os.path.join(h.BENCH_DIR, "pipeline.lua")
+FLOOD_LUA = os.path.join(h.BENCH_DIR, "notfound_flood.lua")
+METHOD_LUA = os.path.join(h.BENCH_DIR, "method.lua")
+MANY_CONNECTIONS = 1000
 PIPELINE_DEPTH = "16"
 SMALL_FILE = "1k.txt"
 LARGE_FILE = "10m.bin"
@@ -60,10 +63,19 @@ class Case:
     script_args: list[str] = field(default_factory=list)
     expect: bytes = HELLO
     byte_rate: bool = False  # report bytes/s as well (large files)
+    status: int = 200  # what every response must be (wrk counts anything >= 400 as "non-2xx")
+    method: str = "GET"  # for the check before the run; wrk's method comes from the script
+    connections: int = h.CONNECTIONS
 
 
-def _mw(app: str) -> ServerFactory:
-    return lambda port, ws: h.microweb_server(os.path.join(h.APPS_DIR, app), port)
+def _mw(app: str, *options: str) -> ServerFactory:
+    return lambda port, ws: h.microweb_server(os.path.join(h.APPS_DIR, app), port, options=options)
+
+
+def _mw_notfound(port: int, ws: Workspace) -> h.ServerSpec:
+    # Run from the workspace, which has no templates/ folder: the 404 and 405 are the package's default pages.
+    return h.microweb_server(os.path.join(h.APPS_DIR, "notfound.py"), port, cwd=ws.root,
+                             env={"BENCH_STATIC_DIR": ws.static_dir})
 
 
 def _mw_serve(port: int, ws: Workspace) -> h.ServerSpec:
@@ -91,6 +103,22 @@ def _nginx(port: int, ws: Workspace) -> h.ServerSpec:
     return h.nginx_server(port, ws.static_dir, ws.root)
 
 
+def _granian(target: str, interface: str) -> ServerFactory:
+    return lambda port, ws: h.granian_server(target, interface, port)
+
+
+def _socketify(port: int, ws: Workspace) -> h.ServerSpec:
+    return h.socketify_server(port)
+
+
+def _cheroot(target: str) -> ServerFactory:
+    return lambda port, ws: h.cheroot_server(target, port, threads=4)
+
+
+def _gunicorn(target: str) -> ServerFactory:
+    return lambda port, ws: h.gunicorn_server(target, port, threads=4)
+
+
 SCENARIOS: dict[str, str] = {
     "hello": "hello world, wrk's bare request",
     "browser": "hello world, browser headers (~500 B)",
@@ -98,9 +126,70 @@ SCENARIOS: dict[str, str] = {
     "pipeline": f"hello world, pipelined depth {PIPELINE_DEPTH}",
     "static1k": "1 KB static file",
     "static10m": "10 MB static file",
+    "flask": "Flask JSON route /items/<int:id>?q= hosted",
+    "notfound": "404 (no route, no file, default page) and 405",
+    "c1000": f"hello world, {MANY_CONNECTIONS} keep-alive connections",
 }
 
 ITEMS_PATH = "/items/42?q=hello"
+
+
+def _native_cases() -> list[Case]:
+    """Issue 16's peers for hello world with browser headers: servers whose HTTP core is native code."""
+    return [
+        Case("browser", "socketify", "socketify (uWebSockets C++), Python callback", _socketify, script=BROWSER_LUA),
+        Case("browser", "granian_wsgi", "granian WSGI, 1 worker, 1 runtime thread", _granian("wsgi_hello:app", "wsgi"),
+             script=BROWSER_LUA),
+        Case("browser", "granian_asgi", "granian ASGI, 1 worker, 1 runtime thread", _granian("asgi_hello:app", "asgi"),
+             script=BROWSER_LUA),
+        Case("browser", "cheroot", "cheroot, 4 threads, raw WSGI", _cheroot("wsgi_hello:app"), script=BROWSER_LUA),
+    ]
+
+
+def _flask_cases() -> list[Case]:
+    """The same Flask app (apps/flask_app.py) on microweb and on the WSGI servers people host it on."""
+    expect = b'"id"'
+    return [
+        Case("flask", "microweb_threads", "Flask on microweb --threads 4", _mw("flask_app.py", "--threads", "4"),
+             path=ITEMS_PATH, expect=expect),
+        Case("flask", "microweb", "Flask on microweb, inline", _mw("flask_app.py"), path=ITEMS_PATH, expect=expect),
+        Case("flask", "granian", "Flask on granian WSGI, 1 worker, 1 runtime thread", _granian("flask_app:app", "wsgi"),
+             path=ITEMS_PATH, expect=expect),
+        Case("flask", "waitress", "Flask on waitress (4 threads)", _waitress("flask_app:app"), path=ITEMS_PATH,
+             expect=expect),
+        Case("flask", "gunicorn", "Flask on gunicorn gthread, 1 worker x 4 threads", _gunicorn("flask_app:app"),
+             path=ITEMS_PATH, expect=expect),
+    ]
+
+
+def _notfound_cases() -> list[Case]:
+    """One microweb app (apps/notfound.py): its JSON route, then what it costs to say 404 and 405."""
+    return [
+        Case("notfound", "json", "microweb JSON route (the reference)", _mw_notfound, path=ITEMS_PATH, expect=b'"id"'),
+        Case("notfound", "404", "404, one path repeated", _mw_notfound, path="/no-such-page.html",
+             expect=b"404 Not Found", status=404),
+        Case("notfound", "404_flood", "404, a new path per request", _mw_notfound, path="/no-such-page-0.html",
+             script=FLOOD_LUA, expect=b"404 Not Found", status=404),
+        Case("notfound", "405", "405, DELETE on a GET route", _mw_notfound, path="/items/42", script=METHOD_LUA,
+             expect=b"405 Method Not Allowed", status=405, method="DELETE"),
+    ]
+
+
+def _many_connection_cases() -> list[Case]:
+    """microweb and nginx at 50 and at 1,000 keep-alive connections.
+
+    nginx's own 1,000/50 ratio shows what the load generator (one wrk thread on one core) loses at
+    1,000 connections whatever the server; its p99 at 1,000 is the one microweb's is reported beside.
+    """
+    return [
+        Case("c1000", "microweb", f"microweb @app.route, {h.CONNECTIONS} connections", _mw("hello.py")),
+        Case("c1000", "microweb_c1000", f"microweb @app.route, {MANY_CONNECTIONS} connections", _mw("hello.py"),
+             connections=MANY_CONNECTIONS),
+        Case("c1000", "nginx", f"nginx, one worker, fixed response, {h.CONNECTIONS} connections", _nginx,
+             path="/hello"),
+        Case("c1000", "nginx_c1000", f"nginx, one worker, fixed response, {MANY_CONNECTIONS} connections", _nginx,
+             path="/hello", connections=MANY_CONNECTIONS),
+    ]
 
 
 def _hello_cases(scenario: str, script: str | None, peers: bool) -> list[Case]:
@@ -119,6 +208,7 @@ def _hello_cases(scenario: str, script: str | None, peers: bool) -> list[Case]:
 CASES: list[Case] = [
     *_hello_cases("hello", None, peers=True),
     *_hello_cases("browser", BROWSER_LUA, peers=False),
+    *_native_cases(),
     Case("json", "microweb", "microweb @app.route", _mw("items.py"), path=ITEMS_PATH, expect=b'"id"'),
     Case("json", "flask", "Flask on waitress", _waitress("flask_app:app"), path=ITEMS_PATH, expect=b'"id"'),
     Case("json", "starlette", "Starlette on uvicorn+uvloop", _uvicorn("starlette_app:app"), path=ITEMS_PATH,
@@ -138,16 +228,22 @@ CASES: list[Case] = [
     Case("static10m", "microweb", "microweb serve DIR", _mw_serve, path="/" + LARGE_FILE, expect=b"",
          byte_rate=True),
     Case("static10m", "nginx", "nginx, one worker", _nginx, path="/" + LARGE_FILE, expect=b"", byte_rate=True),
+    *_flask_cases(),
+    *_notfound_cases(),
+    *_many_connection_cases(),
 ]
 
 
 @dataclass
 class Target:
-    """One target of issue 6 (or issue 2): a measured value compared with a bound."""
+    """One target of issue 6, 16 (or 2): a measured value compared with a bound.
+
+    ``op`` "info" is a figure the issue asks to see beside another (a p99 beside nginx's): reported, not judged.
+    """
 
     id: str
     what: str
-    op: str  # ">=" or "<="
+    op: str  # ">=", "<=" or "info"
     bound: float
     unit: str  # "x" for ratios of medians, else the value's unit
     numerator: tuple[str, str, str] | None = None  # (scenario, server, metric) for ratio targets
@@ -179,11 +275,38 @@ TARGETS: list[Target] = [
     Target("7b", "import microweb imports jinja2 (0 = no)", "<=", 0, "bool"),
     Target("i2", "issue 2: hello, bare: microweb / waitress", ">=", 3.0, "x",
            ("hello", "microweb", "rps"), ("hello", "waitress", "rps")),
+    # issue 16: ahead of the native-code servers too
+    Target("16.1a", "hello, browser headers: microweb / socketify", ">=", 1.1, "x",
+           ("browser", "microweb", "rps"), ("browser", "socketify", "rps")),
+    Target("16.1b", "hello, browser headers: microweb / granian WSGI", ">=", 1.6, "x",
+           ("browser", "microweb", "rps"), ("browser", "granian_wsgi", "rps")),
+    Target("16.1c", "hello, browser headers: microweb / floor.py", ">=", 0.7, "x",
+           ("browser", "microweb", "rps"), ("browser", "floor", "rps")),
+    Target("16.2a", "Flask: on microweb --threads 4 / on granian WSGI", ">=", 1.3, "x",
+           ("flask", "microweb_threads", "rps"), ("flask", "granian", "rps")),
+    Target("16.2b", "Flask: on microweb inline / on granian WSGI", ">=", 1.3, "x",
+           ("flask", "microweb", "rps"), ("flask", "granian", "rps")),
+    Target("16.2c", "Flask: on microweb --threads 4 / on gunicorn gthread", ">=", 2.0, "x",
+           ("flask", "microweb_threads", "rps"), ("flask", "gunicorn", "rps")),
+    Target("16.2d", "Flask: on microweb inline / on gunicorn gthread", ">=", 2.0, "x",
+           ("flask", "microweb", "rps"), ("flask", "gunicorn", "rps")),
+    Target("16.3a", "404, one path repeated / JSON route (same app)", ">=", 0.5, "x",
+           ("notfound", "404", "rps"), ("notfound", "json", "rps")),
+    Target("16.3b", "404, a new path per request / JSON route", ">=", 0.5, "x",
+           ("notfound", "404_flood", "rps"), ("notfound", "json", "rps")),
+    Target("16.3c", "405, wrong method on a route / JSON route", ">=", 0.5, "x",
+           ("notfound", "405", "rps"), ("notfound", "json", "rps")),
+    Target("16.4", f"hello: microweb at {MANY_CONNECTIONS} conns / at {h.CONNECTIONS}", ">=", 0.9, "x",
+           ("c1000", "microweb_c1000", "rps"), ("c1000", "microweb", "rps")),
+    Target("16.4p", f"p99 at {MANY_CONNECTIONS} conns: microweb / nginx (reported)", "info", 1.0, "x",
+           ("c1000", "microweb_c1000", "p99_ms"), ("c1000", "nginx_c1000", "p99_ms")),
+    Target("16.4n", f"hello: nginx at {MANY_CONNECTIONS} conns / at {h.CONNECTIONS} (wrk's own loss)", "info",
+           1.0, "x", ("c1000", "nginx_c1000", "rps"), ("c1000", "nginx", "rps")),
 ]
 
 
 def met(target: Target, value: float | None) -> bool | None:
     """Whether ``value`` meets ``target`` (None when it was not measured)."""
-    if value is None or value != value:
+    if value is None or value != value or target.op == "info":
         return None
     return value >= target.bound if target.op == ">=" else value <= target.bound

@@ -21,8 +21,9 @@ import pytest
 
 from benchmarks import harness as h
 from benchmarks import report
-from benchmarks.run import parse_only, parse_strace_counts, update_readme
-from benchmarks.scenarios import BROWSER_LUA, CASES, PIPELINE_LUA, TARGETS, met
+from benchmarks.run import measure_case, parse_only, parse_strace_counts, update_readme, wrong_statuses
+from benchmarks.scenarios import (BROWSER_LUA, CASES, FLOOD_LUA, METHOD_LUA, PIPELINE_LUA, TARGETS, Workspace,
+                                  met)
 from microweb import App, Request
 
 from conftest import REPO_ROOT
@@ -118,6 +119,19 @@ def test_targets_are_ratios_of_medians_with_verdicts() -> None:
     assert "2.25x" in table and "NOT met" in table and "not run" in table
 
 
+def test_each_rounds_ratio_is_reported_beside_the_ratio_of_medians() -> None:
+    a = dict(_row("browser", "microweb", 90_000), runs=[{"rps": 90_000}, {"rps": 45_000}, {"rps": 100_000}])
+    b = dict(_row("browser", "uvicorn", 40_000), runs=[{"rps": 30_000}, {"rps": 45_000}, {"rps": 40_000}])
+    rows = [a, b]
+    assert report.round_ratios(rows, ("browser", "microweb", "rps"), ("browser", "uvicorn", "rps")) == \
+        pytest.approx([3.0, 1.0, 2.5])
+    by_id = {v["id"]: v for v in report.evaluate(rows, {})}
+    assert by_id["1a"]["value"] == pytest.approx(2.25) and by_id["1a"]["rounds"] == [3.0, 1.0, 2.5]
+    assert "1.00-3.00 (3)" in report.target_table(list(by_id.values()))
+    b["runs"] = b["runs"][:2]  # a case that failed part-way: its runs no longer pair up
+    assert report.round_ratios(rows, ("browser", "microweb", "rps"), ("browser", "uvicorn", "rps")) == []
+
+
 def test_a_failed_peer_gives_no_ratio() -> None:
     rows = [_row("json", "microweb", 50_000), dict(_row("json", "flask", 5_000), error="did not start")]
     assert report.ratio(rows, ("json", "microweb", "rps"), ("json", "flask", "rps")) is None
@@ -186,12 +200,63 @@ def test_parse_strace_counts() -> None:
 
 def test_only_accepts_known_names() -> None:
     assert parse_only("static,json") == {"static1k", "static10m", "json"}
+    assert parse_only("natives,flask,notfound,c1000") == {"browser", "flask", "notfound", "c1000"}
     with pytest.raises(SystemExit):
         parse_only("hello,nonsense")
 
 
+def test_issue16_targets_judge_the_native_peers_flask_hosts_errors_and_many_connections() -> None:
+    rows = [_row("browser", "microweb", 66_000), _row("browser", "socketify", 60_000),
+            _row("browser", "granian_wsgi", 40_000), _row("browser", "floor", 100_000),
+            _row("flask", "microweb_threads", 6_000), _row("flask", "microweb", 5_000),
+            _row("flask", "granian", 4_000), _row("flask", "gunicorn", 2_000),
+            _row("notfound", "json", 40_000), _row("notfound", "404", 20_000), _row("notfound", "404_flood", 10_000),
+            _row("notfound", "405", 30_000), _row("c1000", "microweb", 100_000),
+            _row("c1000", "microweb_c1000", 95_000, p99=30.0), _row("c1000", "nginx_c1000", 120_000, p99=10.0)]
+    by_id = {v["id"]: v for v in report.evaluate(rows, {})}
+    assert by_id["16.1a"]["value"] == pytest.approx(1.1) and by_id["16.1a"]["met"] is True
+    assert by_id["16.1b"]["value"] == pytest.approx(1.65) and by_id["16.1b"]["met"] is True
+    assert by_id["16.1c"]["value"] == pytest.approx(0.66) and by_id["16.1c"]["met"] is False
+    assert by_id["16.2a"]["value"] == pytest.approx(1.5) and by_id["16.2b"]["value"] == pytest.approx(1.25)
+    assert by_id["16.2b"]["met"] is False and by_id["16.2c"]["met"] is True and by_id["16.2d"]["met"] is True
+    assert by_id["16.3a"]["met"] is True and by_id["16.3b"]["value"] == pytest.approx(0.25)
+    assert by_id["16.3b"]["met"] is False and by_id["16.3c"]["met"] is True
+    assert by_id["16.4"]["value"] == pytest.approx(0.95) and by_id["16.4"]["met"] is True
+    # p99 beside nginx's: reported, never judged
+    assert by_id["16.4p"]["value"] == pytest.approx(3.0) and by_id["16.4p"]["met"] is None
+    table = report.target_table(list(by_id.values()))
+    assert "reported" in table and "16.4p" in table
+    assert report.fmt_value(0.6994, "x", 0.7) == "0.699x" and report.fmt_value(0.72, "x", 0.7) == "0.72x"
+
+
+def _wrk(requests: int, non_2xx: int) -> h.WrkResult:
+    return h.WrkResult(rps=1.0, p50_ms=1.0, p99_ms=1.0, requests=requests, seconds=1.0, bytes_read=0.0,
+                       socket_errors=0, non_2xx=non_2xx)
+
+
+def test_a_case_expecting_an_error_status_is_judged_on_it() -> None:
+    ok = next(c for c in CASES if c.scenario == "notfound" and c.server == "json")
+    missing = next(c for c in CASES if c.server == "404_flood")
+    assert wrong_statuses(ok, [_wrk(100, 0)]) is None
+    assert "non-2xx" in (wrong_statuses(ok, [_wrk(100, 0), _wrk(100, 3)]) or "")
+    assert wrong_statuses(missing, [_wrk(100, 100)]) is None
+    assert "other than 404" in (wrong_statuses(missing, [_wrk(100, 99)]) or "")
+
+
+def test_fd_limit_is_raised_for_a_thousand_connections() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        limit = h.raise_fd_limit(4096)
+        assert limit == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert limit >= min(4096, hard) if hard != resource.RLIM_INFINITY else limit >= 4096
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_lua_scripts_and_floor_ship_with_the_repo() -> None:
-    for path in (BROWSER_LUA, PIPELINE_LUA, os.path.join(h.BENCH_DIR, "floor.py")):
+    for path in (BROWSER_LUA, PIPELINE_LUA, FLOOD_LUA, METHOD_LUA, os.path.join(h.BENCH_DIR, "floor.py")):
         assert os.path.isfile(path) and path.startswith(REPO_ROOT)
     with open(BROWSER_LUA) as f:
         headers = [line.split('"')[1] for line in f if line.startswith("wrk.headers")]
@@ -235,6 +300,30 @@ def test_pipeline_lua_sends_sixteen_requests_back_to_back(live_server: Any) -> N
     with bench_lock():
         result = h.run_wrk(server.url + "/", 1, PIPELINE_LUA, ["16"], connections=2)
     assert result.requests > 16 and result.non_2xx == 0 and result.socket_errors == 0
+
+
+@needs_wrk
+def test_flood_lua_asks_a_new_path_per_request_and_method_lua_deletes(live_server: Any) -> None:
+    paths: list[str] = []
+    methods: list[str] = []
+    app = App(static_folder=None)
+
+    @app.route("/<name>", methods=["GET", "DELETE"])
+    def anything(request: Request, name: str) -> str:
+        paths.append(request.path)
+        methods.append(request.method)
+        return "ok"
+
+    server = live_server(app)
+    with bench_lock():
+        flood = h.run_wrk(server.url + "/", 1, FLOOD_LUA, connections=2)
+        # the server may have answered one or two more than wrk counted when its clock stopped
+        assert flood.requests > 10 and len(set(paths)) == len(paths) >= flood.requests
+        assert all(p.startswith("/no-such-page-") and p.endswith(".html") for p in paths)
+        assert set(methods) == {"GET"}
+        methods.clear()
+        deleted = h.run_wrk(server.url + "/x", 1, METHOD_LUA, connections=2)
+    assert deleted.requests > 0 and set(methods) == {"DELETE"}
 
 
 def test_floor_answers_every_pipelined_head() -> None:
@@ -317,3 +406,55 @@ def test_websocket_bench_small() -> None:
         assert idle["echoed"] == 200 and idle["rss_mb"] > 0
         result = wb.bench_broadcast(100, logdir, repeats=2)
         assert result["sockets"] == 100 and len(result["all_ms"]) == 2
+
+
+# -- issue 16's peers and cases, live ---------------------------------------------------
+
+
+def _case(scenario: str, server: str) -> Any:
+    return next(c for c in CASES if c.scenario == scenario and c.server == server)
+
+
+PEER_CASES = [("browser", "socketify", "socketify"), ("browser", "granian_wsgi", "granian"),
+              ("browser", "granian_asgi", "granian"), ("browser", "cheroot", "cheroot"),
+              ("flask", "microweb_threads", "flask"), ("flask", "microweb", "flask"), ("flask", "granian", "granian"),
+              ("flask", "gunicorn", "gunicorn")]
+
+
+@pytest.mark.parametrize("scenario,server,module", PEER_CASES)
+def test_each_new_peer_starts_answers_and_stops(tmp_path: Any, scenario: str, server: str, module: str) -> None:
+    """Every issue-16 server starts with its real command line and answers the case's check."""
+    pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[bench]')")
+    if scenario == "flask":
+        pytest.importorskip("flask", reason="flask is not installed (pip install -e '.[bench]')")
+    case = _case(scenario, server)
+    ws = Workspace(str(tmp_path))
+    port = h.free_port()
+    with h.RunningServer(case.factory(port, ws), port, str(tmp_path)) as running:
+        h.check_response(running.url, case.path, case.expect, status=case.status, method=case.method)
+    assert running.proc.poll() is not None
+
+
+@needs_wrk
+def test_notfound_flood_and_405_measure_their_status(tmp_path: Any) -> None:
+    """Tiny runs of the 404 flood and the 405 case: every response is the expected error, none is an error."""
+    ws = Workspace(str(tmp_path))
+    with bench_lock():
+        for server, status in (("404_flood", 404), ("405", 405)):
+            case = _case("notfound", server)
+            [result] = measure_case(case, ws, duration=1, warmup=0)
+            assert result.requests > 0 and result.non_2xx == result.requests, (server, result)
+            assert wrong_statuses(case, [result]) is None and case.status == status
+
+
+@needs_wrk
+@pytest.mark.slow
+def test_thousand_connection_case_runs(tmp_path: Any) -> None:
+    """wrk -c1000 against microweb with the fd limit raised: no socket errors, all 2xx."""
+    h.raise_fd_limit()
+    ws = Workspace(str(tmp_path))
+    case = _case("c1000", "microweb_c1000")
+    assert case.connections == 1000
+    with bench_lock():
+        [result] = measure_case(case, ws, duration=1, warmup=0)
+    assert result.requests > 1000 and result.non_2xx == 0 and result.socket_errors == 0, result
