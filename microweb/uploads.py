@@ -36,7 +36,7 @@ from .http.datastructures import Headers
 from .http.multipart import DATA, END, PART, MultipartError, MultipartParser
 from .http.parser import ProtocolError
 from .http.values import parse_options_header
-from .multipart import UploadedFile, basename, form_limits_of, part_headers
+from .multipart import FormLimits, UploadedFile, basename, form_limits_of, parse_multipart, part_headers
 from .routing import OptionsAllowed
 from .server.options import parse_size
 
@@ -189,8 +189,18 @@ class MultipartSink:
 
     def finish(self, request: Any) -> None:
         if self._parser is None:
-            request.body = bytes(self._buffer)  # small: parsed in place on first use
+            body = request.body = bytes(self._buffer)  # small: parsed in place on first use
             self._buffer = bytearray()
+            limits = self._limits
+            if self._file_limit != limits.max_file_size:
+                # The route lifted the per-file limit: parsed now with it, as a spooled body is,
+                # since request.files (parsed later) knows only the app's FormLimits.
+                raised = FormLimits(limits.max_parts, limits.max_fields, limits.max_field_size, self._file_limit)
+                try:
+                    request._form, request._files = parse_multipart(
+                        body, "multipart/form-data; boundary=" + self._boundary.decode("ascii"), raised)
+                except HTTPError as exc:
+                    raise self.refuse(exc.status, exc.description or "") from None
             return
         if not self._parser.done:
             self.discard()

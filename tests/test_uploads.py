@@ -681,3 +681,23 @@ def test_an_error_while_admitting_a_body_is_a_500_not_a_dropped_connection(live_
     assert r.status_code == 500
     assert "expected a size like" in caplog.text and "'10 megs'" in caplog.text
     assert httpx.get(server.url + "/x").status_code == 405  # the server goes on serving
+
+
+def test_a_route_s_raised_file_limit_holds_whether_or_not_the_body_was_spooled(live_server: Any) -> None:
+    """``max_body_size="100M"`` lifts the default per-file limit (15 MiB) for that route: the same
+    upload must pass whether its body was spooled (over the threshold) or kept in memory."""
+    app = App(static_folder=None, template_folder=None)
+
+    @app.post("/up", max_body_size="100M")
+    def up(request):  # type: ignore[no-untyped-def]
+        return {"size": request.files["f"].size, "x": request.form["x"]}
+
+    data = b"f" * (16 << 20)
+    server = live_server(app)
+    for threshold in (None, "64M"):  # spooled and parsed as it arrives / kept whole in memory
+        app.config["SPOOL_THRESHOLD"] = threshold
+        for client in (httpx.Client(base_url=server.url, timeout=30), app.test_client()):
+            with client:
+                r = client.post("/up", files={"f": ("a.bin", data)}, data={"x": "y"})
+                assert r.status_code == 200, (threshold, r.text[-200:])
+                assert r.json() == {"size": 16 << 20, "x": "y"}
