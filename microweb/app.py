@@ -22,6 +22,7 @@ from .multipart import FormLimits
 from .requests import Request
 from .responses import Response, json_response, make_json_dumps, redirect
 from .routing import Router, OptionsAllowed
+from .shortcuts import MethodShortcuts
 from .templating import TemplateHelpers, Templates, call_context_processor
 from .uploads import admit_body, parse_body_limit
 from .wsgi import WSGIAdapter, call_app as call_wsgi
@@ -50,7 +51,7 @@ def _resolve_folder(folder: str | os.PathLike[str] | None) -> str | None:
     return os.path.abspath(os.fspath(folder))
 
 
-class App(TemplateHelpers):
+class App(MethodShortcuts, TemplateHelpers):
     """A microweb application.
 
     ``App(template_folder="templates", static_folder="static", static_url_path="", debug=False,
@@ -254,30 +255,6 @@ class App(TemplateHelpers):
         route = self.router.add(path, list(methods) if methods is not None else None, handler, name)
         route.csrf = csrf
         route.max_body_size = limit
-
-    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        """``route(path, methods=["GET"], name=name)``."""
-        return self.route(path, ["GET"], name)
-
-    def post(self, path: str, name: str | None = None, csrf: bool = True,
-             max_body_size: int | str | None = None) -> Callable[[F], F]:
-        """``route(path, methods=["POST"], name=name, csrf=csrf, max_body_size=max_body_size)``."""
-        return self.route(path, ["POST"], name, csrf, max_body_size)
-
-    def put(self, path: str, name: str | None = None, csrf: bool = True,
-            max_body_size: int | str | None = None) -> Callable[[F], F]:
-        """``route(path, methods=["PUT"], ...)``, as ``post``."""
-        return self.route(path, ["PUT"], name, csrf, max_body_size)
-
-    def patch(self, path: str, name: str | None = None, csrf: bool = True,
-              max_body_size: int | str | None = None) -> Callable[[F], F]:
-        """``route(path, methods=["PATCH"], ...)``, as ``post``."""
-        return self.route(path, ["PATCH"], name, csrf, max_body_size)
-
-    def delete(self, path: str, name: str | None = None, csrf: bool = True,
-               max_body_size: int | str | None = None) -> Callable[[F], F]:
-        """``route(path, methods=["DELETE"], ...)``, as ``post``."""
-        return self.route(path, ["DELETE"], name, csrf, max_body_size)
 
     def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
                   name: str | None = None) -> Callable[[F], F]:

@@ -14,6 +14,7 @@ import os
 from typing import Any, Callable, Iterable, TypeVar
 
 from .cors import CORSPolicy
+from .shortcuts import MethodShortcuts
 from .templating import TemplateHelpers
 
 __all__ = ["Blueprint"]
@@ -21,7 +22,7 @@ __all__ = ["Blueprint"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Blueprint(TemplateHelpers):
+class Blueprint(MethodShortcuts, TemplateHelpers):
     """``Blueprint(name, url_prefix=None, template_folder=None, static_folder=None, static_url_path=None)``.
 
     ``static_folder`` is served at ``<url_prefix><static_url_path>/<path:filename>`` (by default
@@ -102,9 +103,6 @@ class Blueprint(TemplateHelpers):
             self._seen.add((path, method))
         self.deferred_routes.append((path, method_list, handler, endpoint, csrf, max_body_size))
 
-    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["GET"], name)
-
     def websocket(self, path: str, origins: Iterable[str] | None = None, subprotocols: Iterable[str] | None = None,
                   name: str | None = None) -> Callable[[F], F]:
         """``app.websocket`` under this blueprint's prefix: ``handler(request, ws, **path_params)``;
@@ -117,22 +115,6 @@ class Blueprint(TemplateHelpers):
             return func
 
         return decorator
-
-    def post(self, path: str, name: str | None = None, csrf: bool = True,
-             max_body_size: int | str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["POST"], name, csrf, max_body_size)
-
-    def put(self, path: str, name: str | None = None, csrf: bool = True,
-            max_body_size: int | str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PUT"], name, csrf, max_body_size)
-
-    def patch(self, path: str, name: str | None = None, csrf: bool = True,
-              max_body_size: int | str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["PATCH"], name, csrf, max_body_size)
-
-    def delete(self, path: str, name: str | None = None, csrf: bool = True,
-               max_body_size: int | str | None = None) -> Callable[[F], F]:
-        return self.route(path, ["DELETE"], name, csrf, max_body_size)
 
     def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
         """Nest ``blueprint`` in this one: its prefix and endpoint names go under this one's."""
