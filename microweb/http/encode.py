@@ -81,17 +81,23 @@ class DateLines:
 
 DATE = DateLines()
 _date_lines = b""  # the same bytes as DATE.lines, read as a global by the functions below
+# encode_simple_head's answers for the current second: (status, content type, length, keep-alive,
+# HTTP/1.1) -> head. A new dict each second (refresh_date), bounded by _SIMPLE_HEADS_MAX.
+_simple_heads: dict[tuple[int, bytes, int, bool, bool], bytes] = {}
+_SIMPLE_HEADS_MAX = 512
 
 
 def refresh_date(now: float | None = None) -> None:
     """Recompute the cached ``Server`` and ``Date`` lines (call about once a second)."""
-    global _date_lines
+    global _date_lines, _simple_heads
     if now is None:
         now = time.time()
     second = int(now)
     if second != DATE.second:
         DATE.second = second
         DATE.lines = _date_lines = b"Server: microweb\r\nDate: " + http_date(second).encode("ascii") + b"\r\n"
+        # Replaced after the date: a thread that reads the new dict also reads the new date.
+        _simple_heads = {}
 
 
 refresh_date()
@@ -167,11 +173,23 @@ def encode_head(
 
 
 def encode_simple_head(status: int, content_type: bytes, content_length: int, keep_alive: bool, http11: bool) -> bytes:
-    """The head of a response that has only a content type and a length (the hot path)."""
-    return b"%s%sContent-Type: %s\r\nContent-Length: %d\r\n%s" % (
-        _STATUS_LINES.get(status) or status_line(status), _date_lines, content_type, content_length,
-        (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE,
-    )
+    """The head of a response that has only a content type and a length (the hot path).
+
+    A server sends the same few heads over and over within a second (one per content type and
+    length), so they are kept until the ``Date`` line changes: a dict lookup, not a format.
+    """
+    heads = _simple_heads
+    key = (status, content_type, content_length, keep_alive, http11)
+    head = heads.get(key)
+    if head is None:
+        head = b"%s%sContent-Type: %s\r\nContent-Length: %d\r\n%s" % (
+            _STATUS_LINES.get(status) or status_line(status), _date_lines, content_type, content_length,
+            (END_PERSISTENT_11 if http11 else END_PERSISTENT_10) if keep_alive else END_CLOSE,
+        )
+        if len(heads) >= _SIMPLE_HEADS_MAX:
+            heads.clear()
+        heads[key] = head
+    return head
 
 
 def encode_block_head(status: int, block: bytes, keep_alive: bool, http11: bool, body: bytes = b"") -> bytes:

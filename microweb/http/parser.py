@@ -304,7 +304,8 @@ class RequestParser:
 
     __slots__ = (
         "state", "error", "interim", "limits", "remote_addr", "scheme", "proxies", "request_class",
-        "_buffer", "_last_block", "_last_http11", "_last_parsed", "_pending", "_remaining",
+        "_buffer", "_last_line", "_last_request", "_last_block", "_last_http11", "_last_parsed", "_pending",
+        "_remaining",
         "_body_parts", "_body_size", "_chunk_state", "_chunk_body", "_sink", "_body_limit",
     )
 
@@ -324,6 +325,8 @@ class RequestParser:
         # applies forwarding fields (see forwarded.py); None for everyone else.
         self.proxies: Any = None
         self._buffer: bytes | bytearray = b""
+        self._last_line = b""  # never equal to a real request line (never empty)
+        self._last_request: tuple[str, str, bool] = ("", "", True)
         self._last_block = b"\x00"  # never equal to a real (validated) block
         self._last_http11 = True
         self._last_parsed: HeaderBlock | None = None
@@ -412,11 +415,21 @@ class RequestParser:
             while True:
                 state = self.state
                 if state == HEAD:
-                    end = buf.find(b"\r\n\r\n", pos)
-                    if end < 0:
-                        self._check_partial_head(buf, pos, pos)
-                        break
-                    pos = self._parse_head(buf, pos, end, requests)
+                    # A keep-alive client repeats its header fields: when this head's block is
+                    # the previous head's, its end is known without searching the whole head.
+                    # (A validated block has no empty line and neither starts nor ends with CR
+                    # or LF, so the CRLF CRLF right after it is the first one in the head.)
+                    line_end = buf.find(b"\r\n", pos)
+                    last = self._last_block
+                    end = line_end + 2 + len(last)
+                    if not (line_end > pos and last and buf.startswith(last, line_end + 2)
+                            and buf.startswith(b"\r\n\r\n", end)):
+                        end = buf.find(b"\r\n\r\n", pos)
+                        if end < 0:
+                            self._check_partial_head(buf, pos, pos)
+                            break
+                        line_end = -1
+                    pos = self._parse_head(buf, pos, line_end, end, requests)
                 elif state == BODY:
                     pos = self._read_fixed_body(buf, pos, requests)
                     if self.state == BODY:
@@ -470,71 +483,34 @@ class RequestParser:
             if lf != buf.count(b"\r\n", start):
                 raise ProtocolError(400, "Bare LF in request head")
 
-    def _parse_head(self, buf: bytes, pos: int, end: int, requests: list[HTTPRequest]) -> int:
-        if buf.startswith(b"\r\n", pos):
-            # RFC 9112 2.2: ignore empty lines before the request line.
-            while buf.startswith(b"\r\n", pos):
-                pos += 2
-                if pos > end:
-                    return pos  # the CRLF CRLF was part of the leading empty lines
-        line_end = buf.find(b"\r\n", pos)
+    def _parse_head(self, buf: bytes, pos: int, line_end: int, end: int, requests: list[HTTPRequest]) -> int:
+        """Parse the head ``buf[pos:end]``; ``line_end`` is -1, or where its request line ends
+        when receive() found its header block to be the previous head's."""
+        repeated = line_end >= 0
+        if not repeated:
+            if buf.startswith(b"\r\n", pos):
+                # RFC 9112 2.2: ignore empty lines before the request line.
+                while buf.startswith(b"\r\n", pos):
+                    pos += 2
+                    if pos > end:
+                        return pos  # the CRLF CRLF was part of the leading empty lines
+            line_end = buf.find(b"\r\n", pos)
         limits = self.limits
-        if line_end - pos > limits.max_request_line:
+        # The request line, like the header block, is parsed once for a client that repeats it.
+        line = self._last_line
+        same_line = line_end - pos == len(line) and buf.startswith(line, pos)
+        if not same_line and line_end - pos > limits.max_request_line:
             raise ProtocolError(414, "Request line too long")
-        if end - line_end > limits.max_header_size:
+        if not repeated and end - line_end > limits.max_header_size:
             raise ProtocolError(431, "Request header fields too large")
-        parts = buf[pos:line_end].split(b" ")
-        if len(parts) != 3:
-            raise ProtocolError(400, "Malformed request line")
-        method_b, target_b, version = parts
-        if version == b"HTTP/1.1":
-            is_http11 = True
-        elif version == b"HTTP/1.0":
-            is_http11 = False
-        elif _VERSION.fullmatch(version):
-            if not version.startswith(b"HTTP/1."):
-                raise ProtocolError(505, "HTTP version not supported")
-            # RFC 9110 2.5: a higher minor version of a major version we implement is
-            # processed as the highest minor version we know (HTTP/1.1).
-            is_http11 = True
+        if same_line:
+            method, target, is_http11 = self._last_request
         else:
-            raise ProtocolError(400, "Malformed HTTP version")
-        method = _KNOWN_METHODS.get(method_b)
-        if method is None:
-            if _METHOD.fullmatch(method_b) is None:
-                raise ProtocolError(400, "Malformed method")
-            method = method_b.decode("ascii")
-        # A target is visible ASCII: no controls, DEL, spaces or bytes above 0x7e.
-        if not target_b.isascii():
-            raise ProtocolError(400, "Malformed request target")
-        target = target_b.decode("ascii")
-        if not target.isprintable() or not target:
-            raise ProtocolError(400, "Malformed request target")
-        if target[0] != "/":
-            _check_target_form(method, target)
-        elif method == "CONNECT":
-            raise ProtocolError(400, "CONNECT needs an authority-form target (host:port)")
+            method, target, is_http11 = self._request_line(buf[pos:line_end])
 
-        block = buf[line_end + 2:end] if line_end < end else b""
-        if block == self._last_block and is_http11 is self._last_http11:
-            parsed = self._last_parsed
-            assert parsed is not None
-        else:
-            shared = limits.shared_blocks
-            parsed = shared.get((block, is_http11))
-            if parsed is None:
-                bare = block.replace(b"\r\n", b"")
-                if b"\r" in bare or b"\n" in bare:
-                    raise ProtocolError(400, "Bare CR or LF in header section")
-                parsed = parse_header_block(block, is_http11, limits)
-                if len(block) <= _SHARED_BLOCK_MAX_SIZE:
-                    if len(shared) >= _SHARED_BLOCKS_MAX:
-                        shared.clear()
-                    shared[(block, is_http11)] = parsed
-                    parsed.raw = block
-            self._last_block = parsed.raw if parsed.raw is not None else block
-            self._last_http11 = is_http11
-            self._last_parsed = parsed
+        parsed = self._last_parsed if is_http11 is self._last_http11 else None
+        if parsed is None or not repeated and buf[line_end + 2:end] != self._last_block:
+            parsed = self._fields(buf[line_end + 2:end], is_http11)
 
         request = self.request_class(method, target, "HTTP/1.1" if is_http11 else "HTTP/1.0", parsed.headers,
                           parsed.keep_alive, self.remote_addr, self.scheme)
@@ -566,6 +542,63 @@ class RequestParser:
             if parsed.ends_http:
                 self.state = CLOSED if not parsed.keep_alive else UPGRADE
         return pos
+
+    def _request_line(self, line: bytes) -> tuple[str, str, bool]:
+        """Method, target and whether it is HTTP/1.1, from a request line (checked); now the last one."""
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise ProtocolError(400, "Malformed request line")
+        method_b, target_b, version = parts
+        if version == b"HTTP/1.1":
+            is_http11 = True
+        elif version == b"HTTP/1.0":
+            is_http11 = False
+        elif _VERSION.fullmatch(version):
+            if not version.startswith(b"HTTP/1."):
+                raise ProtocolError(505, "HTTP version not supported")
+            # RFC 9110 2.5: a higher minor version of a major version we implement is
+            # processed as the highest minor version we know (HTTP/1.1).
+            is_http11 = True
+        else:
+            raise ProtocolError(400, "Malformed HTTP version")
+        method = _KNOWN_METHODS.get(method_b)
+        if method is None:
+            if _METHOD.fullmatch(method_b) is None:
+                raise ProtocolError(400, "Malformed method")
+            method = method_b.decode("ascii")
+        # A target is visible ASCII: no controls, DEL, spaces or bytes above 0x7e.
+        if not target_b.isascii():
+            raise ProtocolError(400, "Malformed request target")
+        target = target_b.decode("ascii")
+        if not target.isprintable() or not target:
+            raise ProtocolError(400, "Malformed request target")
+        if target[0] != "/":
+            _check_target_form(method, target)
+        elif method == "CONNECT":
+            raise ProtocolError(400, "CONNECT needs an authority-form target (host:port)")
+        self._last_line = line
+        self._last_request = (method, target, is_http11)
+        return method, target, is_http11
+
+    def _fields(self, block: bytes, is_http11: bool) -> HeaderBlock:
+        """The parsed header block ``block`` (shared with other connections that sent it), now the last one."""
+        limits = self.limits
+        shared = limits.shared_blocks
+        parsed = shared.get((block, is_http11))
+        if parsed is None:
+            bare = block.replace(b"\r\n", b"")
+            if b"\r" in bare or b"\n" in bare:
+                raise ProtocolError(400, "Bare CR or LF in header section")
+            parsed = parse_header_block(block, is_http11, limits)
+            if len(block) <= _SHARED_BLOCK_MAX_SIZE:
+                if len(shared) >= _SHARED_BLOCKS_MAX:
+                    shared.clear()
+                shared[(block, is_http11)] = parsed
+                parsed.raw = block
+        self._last_block = parsed.raw if parsed.raw is not None else block
+        self._last_http11 = is_http11
+        self._last_parsed = parsed
+        return parsed
 
     def _start_body(self, request: HTTPRequest, state: int) -> None:
         self._pending = request

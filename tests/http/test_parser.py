@@ -528,6 +528,50 @@ def test_parser_cache_does_not_carry_http10_verdicts_to_http11() -> None:
     assert status == 400
 
 
+# A client that repeats its head is parsed once (the last request line and the last field
+# block are remembered per connection); every way a repeat can differ must still be seen.
+_BLOCK = "Host: h|Accept: */*|Cookie: a=1"
+
+
+@pytest.mark.parametrize("second, expected", [
+    # the same fields under another request line
+    (req(f"GET /other?x=1 HTTP/1.1|{_BLOCK}"), ("GET", "/other?x=1", "HTTP/1.1")),
+    (req(f"HEAD / HTTP/1.1|{_BLOCK}"), ("HEAD", "/", "HTTP/1.1")),
+    # the same request line with more, fewer or other fields
+    (req(f"GET / HTTP/1.1|{_BLOCK}|X-Extra: 1"), ("GET", "/", "HTTP/1.1")),
+    (req("GET / HTTP/1.1|Host: h|Accept: */*"), ("GET", "/", "HTTP/1.1")),
+    (req("GET / HTTP/1.1|Host: h|Accept: */*|Cookie: a=2"), ("GET", "/", "HTTP/1.1")),
+    # the same block, but a field line of it continued by the next bytes
+    (req(f"GET / HTTP/1.1|{_BLOCK}; b=2"), ("GET", "/", "HTTP/1.1")),
+    # empty lines before a repeated head (RFC 9112 2.2)
+    (b"\r\n\r\n" + req(f"GET / HTTP/1.1|{_BLOCK}"), ("GET", "/", "HTTP/1.1")),
+])
+def test_repeated_head_parts_are_reused_only_when_equal(second: bytes, expected: tuple[str, str, str]) -> None:
+    first = req(f"GET / HTTP/1.1|{_BLOCK}")
+    requests, status = parse_every_way(first + first + second + first)
+    assert status is None
+    fresh, _ = feed(second)  # the same request parsed by a parser that has seen nothing
+    assert requests[2] == summary(fresh[0])
+    assert (requests[2][0], requests[2][1], requests[2][2]) == expected
+    assert [r[:3] for r in requests[:2] + requests[3:]] == [("GET", "/", "HTTP/1.1")] * 3
+    assert requests[0][3] == requests[1][3] == requests[3][3]
+
+
+@pytest.mark.parametrize("second, status", [
+    (req(f"GET / HTTP/1.1|{_BLOCK}|X-Bad: a\rb"), 400),  # a repeated line, a new block with a bare CR
+    (req(f"GET / HTTP/1.1|{_BLOCK}|Bad Name: 1"), 400),  # ... with an invalid field name
+    (req(f"GET / HTTP/1.1|{_BLOCK}|X-Big: " + "v" * 9000), 431),  # ... too large for the limits
+    (req(f"GET /a b HTTP/1.1|{_BLOCK}"), 400),  # a repeated block under a malformed line
+    (req(f"GET / HTTP/2.0|{_BLOCK}"), 505),
+    (req(f"GET /{'x' * 9000} HTTP/1.1|{_BLOCK}"), 414),
+])
+def test_a_repeat_with_an_invalid_part_is_still_refused(second: bytes, status: int) -> None:
+    first = req(f"GET / HTTP/1.1|{_BLOCK}")
+    limits = Limits(max_header_size=8192, max_request_line=8192, max_field_line=16384)
+    requests, error = parse_every_way(first + first + second, limits=limits)
+    assert len(requests) == 2 and error == status
+
+
 def test_parser_ignores_input_after_an_error() -> None:
     parser = RequestParser()
     assert parser.receive(req("GET / HTTP/2.0|Host: h")) == []
