@@ -85,6 +85,26 @@ def test_refresh_date_sets_the_date_line() -> None:
     assert b"Date: Mon, 07 Nov 1994 08:49:37 GMT\r\n" in encode_head(200, [], 0, True)
 
 
+def test_simple_heads_kept_for_a_second_carry_the_new_date_after_it() -> None:
+    first = encode_simple_head(200, b"text/plain", 5, True, True)
+    assert SERVER_DATE in first and encode_simple_head(200, b"text/plain", 5, True, True) is first
+    refresh_date(FIXED + 1)
+    later = encode_simple_head(200, b"text/plain", 5, True, True)
+    assert b"Date: Sun, 06 Nov 1994 08:49:38 GMT\r\n" in later
+    # Every argument is part of what is kept: none answers for another.
+    assert encode_simple_head(200, b"text/plain", 6, True, True) != later
+    assert encode_simple_head(200, b"text/html", 5, True, True) != later
+    assert encode_simple_head(201, b"text/plain", 5, True, True) != later
+    assert encode_simple_head(200, b"text/plain", 5, False, True).endswith(b"Connection: close\r\n\r\n")
+    assert encode_simple_head(200, b"text/plain", 5, True, False).endswith(b"Connection: keep-alive\r\n\r\n")
+
+
+def test_simple_heads_kept_are_bounded() -> None:
+    for length in range(3 * encode._SIMPLE_HEADS_MAX):
+        assert encode_simple_head(200, b"a/b", length, True, True).endswith(b"Content-Length: %d\r\n\r\n" % length)
+    assert len(encode._simple_heads) <= encode._SIMPLE_HEADS_MAX
+
+
 # -- encode_head ---------------------------------------------------------------------------
 
 
