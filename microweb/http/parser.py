@@ -303,7 +303,8 @@ class RequestParser:
     """Per-connection request parser: ``receive(data) -> [Request, ...]``."""
 
     __slots__ = (
-        "state", "error", "interim", "limits", "remote_addr", "scheme", "proxies", "request_class",
+        "state", "has_partial_input", "error", "interim", "limits", "remote_addr", "scheme", "proxies",
+        "request_class",
         "_buffer", "_last_line", "_last_request", "_last_block", "_last_http11", "_last_parsed", "_pending",
         "_remaining",
         "_body_parts", "_body_size", "_chunk_state", "_chunk_body", "_sink", "_body_limit",
@@ -312,6 +313,9 @@ class RequestParser:
     def __init__(self, limits: Limits = DEFAULT_LIMITS, remote_addr: str = "", scheme: str = "http",
                  request_class: Callable[..., HTTPRequest] = HTTPRequest) -> None:
         self.state: int = HEAD  # a ParserState value
+        # True while part of a request has arrived but not all of it (bytes held, or a body being
+        # read, or an upgrade's bytes held); set wherever the buffer or the state changes.
+        self.has_partial_input = False
         self.error: ProtocolError | None = None
         # Bytes the server must send before any response (``100 Continue``).
         self.interim = b""
@@ -341,16 +345,12 @@ class RequestParser:
         self._sink: Any = None  # the BodySink of the body being read, when limits.open_body made one
         self._body_limit = 0
 
-    @property
-    def has_partial_input(self) -> bool:
-        """True while part of a request has arrived but not all of it."""
-        return bool(self._buffer) or HEAD < self.state < CLOSED
-
     def resume(self) -> list[HTTPRequest]:
         """The server declined an upgrade: parse the held bytes as HTTP; the requests they complete."""
         if self.state != UPGRADE:
             return []
         self.state = HEAD
+        self.has_partial_input = False
         held, self._buffer = self._buffer, b""
         return self.receive(bytes(held)) if held else []
 
@@ -371,6 +371,7 @@ class RequestParser:
         """The connection switched protocols: the bytes held after the upgrade request. The parser closes."""
         held, self._buffer = self._buffer, b""
         self.state = CLOSED
+        self.has_partial_input = False
         return bytes(held)
 
     def receive(self, data: bytes) -> list[HTTPRequest]:
@@ -385,11 +386,14 @@ class RequestParser:
                     self.error = ProtocolError(400, "Too much data after an upgrade request")
                     self.state = CLOSED
                     self._buffer = b""
+                    self.has_partial_input = False
             return requests
         if not data:
             if self.has_partial_input and self.error is None:
                 self.error = ProtocolError(400, "Connection closed before the request was complete")
             self.state = CLOSED
+            self._buffer = b""
+            self.has_partial_input = False
             if self._sink is not None:
                 self.discard_body()
             return requests
@@ -407,6 +411,7 @@ class RequestParser:
                 buffered += data
                 if buffered.find(b"\r\n\r\n", old - 3 if old > 3 else 0) < 0:
                     self._check_partial_head(buffered, 0, old)
+                    self.has_partial_input = True
                     return requests
                 buf = bytes(buffered)
             else:
@@ -452,6 +457,7 @@ class RequestParser:
             self._buffer = b""
             if self._sink is not None:
                 self.discard_body()
+        self.has_partial_input = bool(self._buffer) or HEAD < self.state < CLOSED
         return requests
 
     # -- head -------------------------------------------------------------

@@ -141,6 +141,9 @@ class PooledDispatch:
         if not conn.busy:
             self.submit_next(conn)
 
+    def respond_one(self, conn: Any, request: Any) -> None:
+        self.respond(conn, [request])
+
     def submit_next(self, conn: Any) -> None:
         """Hand the connection's next request to the pool, or finish the connection."""
         server = self.server

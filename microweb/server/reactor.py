@@ -48,7 +48,7 @@ connections are answered with ``Connection: close``), and return when no
 connection is left or the grace period ends.
 
 Around the loop, each in its own module of ``microweb.server``: ``pool.py``
-(``--threads``: the loop's ``_respond`` is swapped once for the pool's),
+(``--threads``: the loop's ``_respond`` and ``_respond_one`` are swapped once for the pool's),
 ``push.py`` (push streams parked until another thread pushes), ``tls.py``
 (``TLSServer``, a subclass with its own read/handshake path), ``listeners.py``,
 ``timers.py``, ``options.py`` (every setting, from ``ServerOptions``) and
@@ -261,7 +261,9 @@ class Server:
             from .pool import PooledDispatch
 
             self.pool = PooledDispatch(self, options.threads)
-            self._respond = self.pool.respond  # type: ignore[method-assign]  # the one switch, made once
+            # The switch, made once: every request the reactor completes goes to the pool.
+            self._respond = self.pool.respond  # type: ignore[method-assign]
+            self._respond_one = self.pool.respond_one  # type: ignore[method-assign]
 
     @property
     def address(self) -> tuple[str, int]:
@@ -521,7 +523,10 @@ class Server:
             return
         requests = parser.receive(data)
         if requests or parser.error is not None:
-            self._respond(conn, requests)
+            if len(requests) == 1 and parser.error is None:
+                self._respond_one(conn, requests[0])
+            else:
+                self._respond(conn, requests)
             if conn.closed:
                 return
         if parser.interim and conn.deferred is None and not conn.busy:
@@ -677,6 +682,30 @@ class Server:
                 conn.linger = True
         if out:
             self.write(conn, out[0] if len(out) == 1 else b"".join(out))
+        if conn.close_after and not conn.outbox and not conn.closed:
+            self.close_connection(conn)
+
+    def _respond_one(self, conn: Connection, request: Any) -> None:
+        """``_respond`` for the usual read, one whole request and nothing after it: the same steps,
+        with nothing to batch."""
+        if conn.requests_served >= self.keep_alive_cutoff:
+            request.keep_alive = False
+        try:
+            result = self.handle(request)
+        except Exception:
+            log.exception("unhandled error in the application for %s %s", request.method, request.path)
+            result = internal_error(request)
+        conn.requests_served += 1
+        if type(result) is bytes:
+            self.write(conn, result)
+        elif isinstance(result, BodySource):
+            self.write(conn, result.head)
+            self.queue_source(conn, result)
+        else:
+            self.write(conn, wrong_result(request, result))
+            conn.close_after = True
+        if not request.keep_alive:
+            conn.close_after = True
         if conn.close_after and not conn.outbox and not conn.closed:
             self.close_connection(conn)
 

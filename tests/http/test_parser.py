@@ -68,9 +68,17 @@ def feed(data: bytes, splitter: Callable[[bytes], list[bytes]] = split_whole, *,
     requests: list[Request] = []
     for piece in splitter(data):
         requests.extend(parser.receive(piece))
+        check_partial_input(parser)
     if eof:
         requests.extend(parser.receive(b""))
+        check_partial_input(parser)
     return requests, parser
+
+
+def check_partial_input(parser: RequestParser) -> None:
+    """``has_partial_input`` is kept up to date by the parser: it must say what its state says."""
+    held = bool(parser._buffer) or http_parser.HEAD < parser.state < http_parser.CLOSED
+    assert parser.has_partial_input is held
 
 
 def parse_every_way(data: bytes, *, eof: bool = False, limits: Limits | None = None) -> Result:
