@@ -97,6 +97,7 @@ Handler = Callable[[Any], "bytes | BodySource"]
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 RECV_SIZE = 65536
+CORK_MAX = 65536  # responses up to this size wait for the end of the batch of events (see write)
 STOP_LINGER = 0.25  # seconds idle connections stay open after a stop begins
 STOP_POLL = 0.05  # the loop's longest sleep while stopping
 ACCEPT_BACKOFF = 0.5  # seconds without polling the listener after EMFILE
@@ -244,6 +245,10 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, Connection] = {}
         self.now = time.monotonic()
+        # Responses written while one batch of events is handled wait here, and leave together
+        # once the batch is done (see write).
+        self._corking = False
+        self._corked: list[Connection] = []
         self.timers = TimerWheel(self.now)
         self._stopping = False
         self._stop_deadline = 0.0
@@ -326,6 +331,7 @@ class Server:
                     timeout = min(timeout, STOP_POLL)
                 events = select(timeout if timeout > 0 else 0)
                 self.now = now = monotonic()
+                self._corking = True
                 for key, mask in events:
                     conn = key.data
                     if conn is None:
@@ -344,6 +350,9 @@ class Server:
                             # A bug in our own code must cost one connection, never the server.
                             log.exception("internal error on a connection; closing it")
                             self.close_connection(conn)
+                self._corking = False
+                if self._corked:
+                    self._flush_corked()
                 if now >= next_tick:
                     next_tick = int(now) + 1
                     refresh_date()
@@ -735,10 +744,23 @@ class Server:
     # -- writing --------------------------------------------------------------
 
     def write(self, conn: Connection, data: bytes) -> None:
-        """Send ``data`` now if nothing is queued before it, and queue what is left."""
-        if conn.outbox:
-            conn.outbox.append(data)
+        """Send ``data`` now if nothing is queued before it, and queue what is left.
+
+        While a batch of events is being handled, a small ``data`` is queued instead and sent
+        when the batch is done. Sending a response to a client that sleeps waiting for it
+        wakes it, and waking a process on another CPU costs the sender more than the send
+        (an inter-processor interrupt; in a virtual machine, an exit to the hypervisor): sent
+        together, the responses of one batch wake each client at most once for all of them.
+        """
+        outbox = conn.outbox
+        if outbox:
+            outbox.append(data)
             conn.pending_bytes += len(data)
+            return
+        if self._corking and len(data) <= CORK_MAX:
+            outbox.append(data)
+            conn.pending_bytes += len(data)
+            self._corked.append(conn)
             return
         try:
             sent = conn.sock.send(data)
@@ -752,6 +774,17 @@ class Server:
             conn.outbox.append(rest)
             conn.pending_bytes += len(rest)
             self._start_write_wait(conn)
+
+    def _flush_corked(self) -> None:
+        """Send what was written during the batch of events just handled."""
+        corked, self._corked = self._corked, []
+        for conn in corked:
+            if conn.outbox and not conn.closed:
+                try:
+                    self.flush(conn)
+                except Exception:
+                    log.exception("internal error on a connection; closing it")
+                    self.close_connection(conn)
 
     def queue_source(self, conn: Connection, source: BodySource) -> None:
         if conn.closed:

@@ -836,3 +836,47 @@ def test_stop_while_a_long_pipeline_is_held_back(live_server: Callable[..., Live
         assert 0 < i < 1000  # what had begun was finished; the rest was not started
     server.thread.join(10)
     assert not server.thread.is_alive()
+
+
+def test_responses_written_during_a_batch_of_events_leave_together_when_it_ends() -> None:
+    from microweb.server.options import ServerOptions
+    from microweb.server.reactor import CORK_MAX, Connection
+
+    server = Server(lambda request: b"", options=ServerOptions(port=0))
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        conns = []
+        for ours, _ in pairs:
+            ours.setblocking(False)
+            conns.append(Connection(ours, server.make_parser(server.limits, "")))
+        a, b, c = conns
+        peers = [theirs for _, theirs in pairs]
+        for peer in peers:
+            peer.setblocking(False)
+        server._corking = True  # as in serve_forever, while one select()'s events are handled
+        server.write(a, b"one ")
+        server.write(b, b"two")
+        server.write(a, b"three")
+        big = b"x" * (CORK_MAX + 1)
+        server.write(c, big)  # too big to hold back: sent at once
+        got = b""
+        while len(got) < 65536:
+            try:
+                got += peers[2].recv(1 << 20)
+            except BlockingIOError:
+                break
+        assert got and big.startswith(got)
+        for peer in peers[:2]:
+            with pytest.raises(BlockingIOError):
+                peer.recv(100)  # nothing has left yet
+        server.close_connection(b)  # closed before the batch ends: skipped, nothing sent
+        server._corking = False
+        server._flush_corked()
+        assert peers[0].recv(100) == b"one three"
+        assert peers[1].recv(100) == b""  # closed, and "two" never sent
+        assert server._corked == [] and a.outbox == []
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+        server._shutdown()
