@@ -840,7 +840,7 @@ def test_stop_while_a_long_pipeline_is_held_back(live_server: Callable[..., Live
 
 def test_responses_written_during_a_batch_of_events_leave_together_when_it_ends() -> None:
     from microweb.server.options import ServerOptions
-    from microweb.server.reactor import CORK_MAX, Connection
+    from microweb.server.reactor import CORK_BATCH, CORK_MAX, Connection
 
     server = Server(lambda request: b"", options=ServerOptions(port=0))
     pairs = [socket.socketpair() for _ in range(3)]
@@ -875,6 +875,19 @@ def test_responses_written_during_a_batch_of_events_leave_together_when_it_ends(
         assert peers[0].recv(100) == b"one three"
         assert peers[1].recv(100) == b""  # closed, and "two" never sent
         assert server._corked == [] and a.outbox == []
+        # A batch of many connections is sent in groups of CORK_BATCH, not held back whole.
+        server._corking = True
+        for _ in range(CORK_BATCH - 1):
+            server.write(a, b".")  # one connection written again and again is held once
+        assert len(server._corked) == 1
+        extra = [socket.socketpair() for _ in range(CORK_BATCH)]
+        pairs += extra
+        for i, (ours, theirs) in enumerate(extra):
+            ours.setblocking(False)
+            server.write(Connection(ours, server.make_parser(server.limits, "")), b"!")
+            assert len(server._corked) == (i + 2) % CORK_BATCH
+        server._corking = False
+        assert extra[-2][1].recv(10) == b"!"
     finally:
         for ours, theirs in pairs:
             ours.close()
