@@ -257,6 +257,7 @@ class Server:
         self._stopping = False
         self._stop_deadline = 0.0
         self._linger_until = 0.0
+        self._wake_pending = False  # a wake-up byte is sent and not yet read (see wake)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -289,7 +290,16 @@ class Server:
     # -- control --------------------------------------------------------------
 
     def wake(self) -> None:
-        """Make the loop's ``select`` return (thread-safe)."""
+        """Make the loop's ``select`` return (thread-safe).
+
+        One byte is enough until the loop reads it: the handler threads finish requests faster
+        than the loop drains them, and a send per result costs a system call and a switch of
+        the GIL each. The loop clears the flag once it has read the bytes, before it reads what
+        the threads left (see _drain_wakeups), so a result left after that sends a new byte.
+        """
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         try:
             self._wake_w.send(b"\0")
         except OSError:
@@ -434,6 +444,9 @@ class Server:
                     pass
             except OSError:
                 pass
+            # Cleared after the bytes are read, before what the threads left is: a byte sent
+            # before this point was read above, and its result is seen below.
+            self._wake_pending = False
         self.push.flush_ready()
         if self.websockets is not None:
             self.websockets.poll()

@@ -102,6 +102,35 @@ def test_pipeline_cap_applies_backpressure_without_losing_requests(live_server: 
     assert bodies == [b"n=%d" % i for i in range(n)]
 
 
+def test_many_clients_finishing_at_once_are_all_woken_for(live_server: Any, tmp_path: Path) -> None:
+    # The pool's threads wake the loop with one byte until it is read; a result left while the
+    # loop reads that byte must still be delivered (a lost wake-up would leave it until the next
+    # unrelated event: here, forever for a client waiting on it).
+    server = live_server(make_app(tmp_path), threads=4)
+    clients, rounds = 24, 150
+    failures: list[str] = []
+
+    def client(k: int) -> None:
+        try:
+            with server.connect(timeout=5) as sock:
+                reader = ResponseReader(sock, timeout=5)
+                for i in range(rounds):
+                    sock.sendall(b"GET /echo/%d HTTP/1.1\r\nHost: x\r\n\r\n" % (k * rounds + i))
+                    body = reader.next()[2]  # type: ignore[index]
+                    if body != b"n=%d" % (k * rounds + i):
+                        failures.append(f"client {k}: {body!r}")
+                        return
+        except OSError as exc:
+            failures.append(f"client {k}: {exc!r}")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+
+
 def test_half_close_after_request_still_answered(live_server: Any, tmp_path: Path) -> None:
     server = live_server(make_app(tmp_path), threads=2)
     with server.connect() as sock:
