@@ -1,7 +1,8 @@
 """Header fields as data: ``Headers`` (what a request carries) and ``MutableHeaders`` (what a response sets)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 __all__ = ["Headers", "MutableHeaders", "CompactHeaders"]
 

@@ -15,7 +15,11 @@ and all the responses to one read are joined and leave in one ``send``.
 
 Writing is optimistic: we send at once, and only what the kernel does not take
 goes to the connection's ``outbox`` (a short list of bytes and body sources), with
-``EVENT_WRITE`` registered until the outbox drains. A ``BodySource`` is either a
+``EVENT_WRITE`` registered until the outbox drains. One exception: while handlers
+are slow (the last batch of events took over ``CORK_EVENT_TIME`` per event), small
+responses wait in their outboxes until the batch is handled (``CORK_BATCH``
+connections at most) and then leave together, so a client process waiting on many
+connections is woken once for them, not once per response (see ``write``). A ``BodySource`` is either a
 stream (an iterator pulled a few pieces at a time, so one endless stream cannot
 starve the others) or a file region sent with ``os.sendfile`` in bounded steps.
 While the outbox holds more than ``high_water`` bytes the connection is not read,
