@@ -32,7 +32,7 @@ from typing import Any, Callable
 from ..http.bodies import BodySource, PulledStream, StreamBody
 from ..http.parser import UPGRADE
 from ..http.websocket import WebSocketUpgrade
-from .failures import internal_error, wrong_result
+from .failures import internal_error
 
 __all__ = ["HandlerPool", "PooledDispatch"]
 
@@ -188,16 +188,9 @@ class PooledDispatch:
                     result.close()
                 continue
             conn.requests_served += 1
-            if type(result) is bytes:
-                server.write(conn, result)
-            elif isinstance(result, BodySource):
-                server.write(conn, result.head)
-                server.queue_source(conn, result)
-                if type(result) is WebSocketUpgrade:
-                    continue  # the websocket hub's now (or once its 101 is sent)
-            else:
-                server.write(conn, wrong_result(request, result))
-                request.keep_alive = False
+            server.write_result(conn, request, result)
+            if type(result) is WebSocketUpgrade:
+                continue  # the websocket hub's now (or once its 101 is sent)
             if conn.closed:
                 continue
             if not request.keep_alive:

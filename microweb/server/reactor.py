@@ -59,7 +59,7 @@ Around the loop, each in its own module of ``microweb.server``: ``pool.py``
 ``websocket.py`` (``WebSocketHub``: a ``WebSocketUpgrade`` result at the front of
 an outbox hands the connection over; the hub's own selector is registered here
 as a wake-up source, so plain HTTP never checks for websockets). The
-collaborators use the loop's public primitives (``write``, ``flush``,
+collaborators use the loop's public primitives (``write``, ``write_result``, ``flush``,
 ``queue_source``, ``send_piece``, ``end_stream``, ``set_events``, ``watch``,
 ``unwatch``, ``close_connection``, ``wake``), never its private state.
 """
@@ -735,16 +735,24 @@ class Server:
         conn.requests_served += 1
         if type(result) is bytes:
             self.write(conn, result)
+        else:
+            self.write_result(conn, request, result)
+        if not request.keep_alive:
+            conn.close_after = True
+        if conn.close_after and not conn.outbox and not conn.closed:
+            self.close_connection(conn)
+
+    def write_result(self, conn: Connection, request: Any, result: Any) -> None:
+        """Write what a handler returned: bytes; a body source (its head, then the source); or,
+        for anything else, a 500, and the connection closes after it."""
+        if type(result) is bytes:
+            self.write(conn, result)
         elif isinstance(result, BodySource):
             self.write(conn, result.head)
             self.queue_source(conn, result)
         else:
             self.write(conn, wrong_result(request, result))
-            conn.close_after = True
-        if not request.keep_alive:
-            conn.close_after = True
-        if conn.close_after and not conn.outbox and not conn.closed:
-            self.close_connection(conn)
+            request.keep_alive = False
 
     def _respond_deferred(self, conn: Connection) -> None:
         """The outbox drained: answer the pipelined requests held back, then any 100 Continue."""
