@@ -19,9 +19,10 @@ goes to the connection's ``outbox`` (a short list of bytes and body sources), wi
 are slow (the last batch of events took over ``CORK_EVENT_TIME`` per event), small
 responses wait in their outboxes until the batch is handled (``CORK_BATCH``
 connections at most) and then leave together, so a client process waiting on many
-connections is woken once for them, not once per response (see ``write``). A ``BodySource`` is either a
-stream (an iterator pulled a few pieces at a time, so one endless stream cannot
-starve the others) or a file region sent with ``os.sendfile`` in bounded steps.
+connections is woken once for them, not once per response (see ``write``).
+A ``BodySource`` is either a stream (an iterator pulled a few pieces at a time, so
+one endless stream cannot starve the others) or a file region sent with
+``os.sendfile`` in bounded steps.
 While the outbox holds more than ``high_water`` bytes the connection is not read,
 so a client that pipelines without reading cannot make us buffer without bound.
 
@@ -733,7 +734,7 @@ class Server:
             log.exception("unhandled error in the application for %s %s", request.method, request.path)
             result = internal_error(request)
         conn.requests_served += 1
-        if type(result) is bytes:
+        if type(result) is bytes:  # the usual result, written without the extra call
             self.write(conn, result)
         else:
             self.write_result(conn, request, result)
